@@ -1,0 +1,1 @@
+"""Guest side: PID 1 inside the VM. Standard library only."""

@@ -1,0 +1,1 @@
+"""The runq proxy: the container process on the host that runs QEMU."""
