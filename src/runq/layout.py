@@ -15,6 +15,7 @@ Runtime root (default /var/lib/runq, env RUNQ_ROOT or runtime flag --runq-root):
     kernel/modules/<kver>/    full module tree of the guest kernel (shared read-only over 9p at /lib/modules)
     kernel/version            <kver>
     rootfs/ dev/ proc/ sys/   empty mount points used by the proxy after pivot_root
+    run/                      mount point for the per-container state dir (proxy payload)
     VERSION                   build stamp (runq version + git commit)
 
 Inside a container the runtime root is bind-mounted read-only at CONTAINER_MOUNT; the proxy then pivots into it so
@@ -41,7 +42,7 @@ KERNEL = "kernel/vmlinux"
 INITRD = "kernel/initrd"
 MODULES = "kernel/modules"
 KERNEL_VERSION = "kernel/version"
-PIVOT_DIRS = ("rootfs", "dev", "proc", "sys")
+PIVOT_DIRS = ("rootfs", "dev", "proc", "sys", "run")  # mount points: pivot targets and the state-dir bind
 
 # In the guest initrd
 GUEST_MODULES_DIR = "/modules"          # *.ko needed at boot

@@ -375,7 +375,7 @@ def workload(cfg: ch.GuestConfig, env: list[str], stdio: tuple[int, int, int], t
         code = 127
         path = lookpath(cfg.args[0], envmap.get("PATH", DEFAULT_PATH))
         try:
-            os.execve(path, cfg.args, env)
+            os.execve(path, cfg.args, envmap)
         except OSError as e:
             code = 127 if e.errno == errno.ENOENT else 126
             raise OSError(e.errno, f'exec: "{cfg.args[0]}": {os.strerror(e.errno).lower()}') from None

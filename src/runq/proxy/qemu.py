@@ -11,7 +11,7 @@ from ..config import VMConfig
 # Measured on TCG (boot-measurements.md §1): each of these shortens boot or keeps it from hanging.
 BASE_CMDLINE = (
     "console=ttyS0 panic=-1 no_timer_check tsc=reliable cryptomgr.notests mitigations=off init_on_alloc=0 "
-    "audit=0 lsm=lockdown,yama random.trust_cpu=on nowatchdog rdinit=/init"
+    "audit=0 lsm=lockdown,yama random.trust_cpu=on nowatchdog rdinit=/init PYTHONHASHSEED=0"
 )
 # Python in the guest starts 3x faster without ASLR (QEMU reuses translated blocks); init switches ASLR back on
 # (kernel.randomize_va_space=2) before it starts the workload.
