@@ -77,7 +77,7 @@ def test_env_with_1000_variables_of_1kib_each(docker, tmp_path):
 
 
 def test_user_group_add_and_home(docker):
-    assert out(docker.run_opts(["--user", "1000:1000"], "id")) == "uid=1000(alice) gid=1000(alice)"
+    assert out(docker.run_opts(["--user", "1000:1000"], "id")) == "uid=1000(alice) gid=1000(alice) groups=1000(alice)"
     assert out(docker.run_opts(["--user", "alice"], "sh", "-c", "echo $HOME")) == "/home/alice"
     assert out(docker.run("sh", "-c", "echo $HOME")) == "/root"
     groups = out(docker.run_opts(["--user", "1000", "--group-add", "100"], "id", "-G")).split()

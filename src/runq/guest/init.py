@@ -125,11 +125,14 @@ class Channel:
         return list(self.decoder.feed(data))
 
     def wait_config(self) -> ch.GuestConfig:
-        while True:
+        config = None
+        while config is None:
             for msg in self.read():
-                if isinstance(msg, ch.Config):
-                    return msg.config
-                self.pending.append(msg)
+                if config is None and isinstance(msg, ch.Config):
+                    config = msg.config
+                else:
+                    self.pending.append(msg)  # stdin, signals... that came in the same read
+        return config
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -491,6 +494,8 @@ class Relay:
             self.handle(msg)
         self.chan.pending.clear()
         while self.status is None or self.outputs:
+            if self.stdin_buf or self.stdin_eof:
+                self.flush_stdin()
             wfd = self.master if self.master is not None else self.stdin_w
             wlist = [wfd] if (wfd is not None and self.stdin_buf) else []
             rlist = [self.chan.fd, wake_r] + list(self.outputs)
@@ -509,8 +514,6 @@ class Relay:
                     self.reap()
                 else:
                     self.read_output(fd)
-            if writable or (self.stdin_eof and self.master is None and not self.stdin_buf):
-                self.flush_stdin()
             if self.status is None:
                 self.reap()
         assert self.status is not None
