@@ -25,4 +25,4 @@ def test_privileged_is_refused(docker):
 def test_exec_says_not_supported_yet(docker):
     name = docker.start_detached("sleep", "1000")
     p = subprocess.run(["docker", "exec", name, "true"], capture_output=True, timeout=120)
-    assert p.returncode != 0 and b"not supported yet" in p.stderr
+    assert p.returncode != 0 and b"not supported yet" in p.stdout + p.stderr
