@@ -41,7 +41,7 @@ class ProxyPayload:
     log_fd: int = -1
 
     def to_json(self) -> str:
-        return json.dumps({"vm": asdict(self.vm), "guest": asdict(self.guest), "dns": asdict(self.dns),
+        return json.dumps({"vm": asdict(self.vm), "guest": self.guest.as_dict(), "dns": asdict(self.dns),
                            "log_fd": self.log_fd})
 
     @classmethod
@@ -50,7 +50,7 @@ class ProxyPayload:
         dns = raw["dns"]
         return cls(
             vm=VMConfig(**raw["vm"]),
-            guest=GuestConfig.from_json(json.dumps(raw["guest"]).encode()),
+            guest=GuestConfig.from_dict(raw["guest"]),
             dns=DNSConfig(tuple(dns["servers"]), tuple(dns["options"]), tuple(dns["search"]), dns["preserve"]),
             log_fd=raw["log_fd"],
         )

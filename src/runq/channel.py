@@ -1,6 +1,8 @@
 """The host<->guest channel: typed messages over one virtio-serial port.
 
-Used by both sides (the proxy on the host, init in the guest), so standard library only.
+Used by both sides (the proxy on the host, init in the guest), so standard library only, and only modules that
+import fast under TCG: no json, dataclasses or typing (each costs tens to hundreds of ms in the guest).
+Structured payloads use marshal: both ends run the same bundled interpreter.
 
 Wire format of every message: ``[u32 big-endian payload length][u8 type][payload]``.
 One port carries everything (control, stdio, exit status); stdout and stderr stay separate streams.
@@ -8,11 +10,12 @@ One port carries everything (control, stdio, exit status); stdout and stderr sta
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import struct
-from dataclasses import asdict, dataclass, field
-from typing import ClassVar, Iterator
+
+if False:  # typing only; importing typing costs real time in the guest
+    from typing import Iterator
 
 HEADER = struct.Struct(">IB")
 MAX_PAYLOAD = 16 * 1024 * 1024
@@ -24,49 +27,85 @@ class ChannelError(Exception):
     """Malformed traffic on the channel."""
 
 
-@dataclass(frozen=True)
-class GuestConfig:
+class Record:
+    """A small value class: FIELDS lists (name, default); equality and repr by value."""
+
+    FIELDS: tuple[tuple[str, object], ...] = ()
+    __slots__ = ()
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        names = [n for n, _ in self.FIELDS]
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes at most {len(names)} positional arguments")
+        values = dict(zip(names, args))
+        for k, v in kw.items():
+            if k not in names or k in values:
+                raise TypeError(f"{type(self).__name__}: unexpected or repeated argument {k!r}")
+            values[k] = v
+        for name, default in self.FIELDS:
+            if name in values:
+                v = values[name]
+            elif default is _REQUIRED:
+                raise TypeError(f"{type(self).__name__}: missing argument {name!r}")
+            else:
+                v = default.copy() if isinstance(default, (list, dict)) else default
+            object.__setattr__(self, name, v)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def as_dict(self) -> dict[str, object]:
+        return {n: getattr(self, n) for n, _ in self.FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.as_dict() == other.as_dict()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, repr(self)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items()) + ")"
+
+
+_REQUIRED = object()
+
+
+class GuestConfig(Record):
     """Everything init needs to start the workload; sent once, host -> guest, right after boot."""
 
-    args: list[str]
-    env: list[str]
-    cwd: str = "/"
-    uid: int = 0
-    gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
-    umask: int | None = None
-    terminal: bool = False
-    hostname: str = ""
-    rlimits: list[tuple[str, int, int]] = field(default_factory=list)
-    capabilities: dict[str, list[str]] = field(default_factory=dict)
-    no_new_privileges: bool = False
-    sysctl: dict[str, str] = field(default_factory=dict)
-    tmpfs: list[tuple[str, str]] = field(default_factory=list)  # (destination, comma options)
-    cache9p: str = "mmap"
-    readonly_root: bool = False
-    masked_paths: list[str] = field(default_factory=list)
-    readonly_paths: list[str] = field(default_factory=list)
-    shm_size: int = 64 * 1024 * 1024
-    runqenv: bool = False
-    systemd: bool = False
-    debug: bool = False
+    FIELDS = (
+        ("args", _REQUIRED), ("env", _REQUIRED), ("cwd", "/"), ("uid", 0), ("gid", 0), ("additional_gids", []),
+        ("umask", None), ("terminal", False), ("hostname", ""),
+        ("rlimits", []),          # [(RLIMIT_NAME, soft, hard)]
+        ("capabilities", {}),     # OCI sets: bounding, effective, permitted, inheritable, ambient
+        ("no_new_privileges", False), ("sysctl", {}),
+        ("tmpfs", []),            # [(destination, comma options)]
+        ("cache9p", "mmap"), ("readonly_root", False), ("masked_paths", []), ("readonly_paths", []),
+        ("shm_size", 64 * 1024 * 1024), ("runqenv", False), ("systemd", False), ("debug", False),
+    )
+    __slots__ = tuple(n for n, _ in FIELDS)
 
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+    def encode(self) -> bytes:
+        return marshal.dumps(self.as_dict())
 
     @classmethod
-    def from_json(cls, data: bytes) -> "GuestConfig":
-        raw = json.loads(data)
+    def from_dict(cls, raw: dict) -> "GuestConfig":
+        raw = dict(raw)
         raw["rlimits"] = [tuple(r) for r in raw.get("rlimits", [])]
         raw["tmpfs"] = [tuple(t) for t in raw.get("tmpfs", [])]
         return cls(**raw)
 
+    @classmethod
+    def decode(cls, data: bytes) -> "GuestConfig":
+        return cls.from_dict(marshal.loads(data))
 
-class Msg:
+
+class Msg(Record):
     """Base of all message types. Subclasses set TYPE and implement payload()/parse()."""
 
-    TYPE: ClassVar[int] = 0
-    registry: ClassVar[dict[int, type["Msg"]]] = {}
+    TYPE = 0
+    registry: dict[int, type["Msg"]] = {}
+    __slots__ = ()
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -88,24 +127,24 @@ class Msg:
         return HEADER.pack(len(data), self.TYPE) + data
 
 
-@dataclass(frozen=True)
 class Config(Msg):
     """host -> guest: the GuestConfig."""
 
-    TYPE: ClassVar[int] = 1
-    config: GuestConfig
+    TYPE = 1
+    FIELDS = (("config", _REQUIRED),)
+    __slots__ = ("config",)
 
     def payload(self) -> bytes:
-        return self.config.to_json()
+        return self.config.encode()
 
     @classmethod
     def parse(cls, payload: bytes) -> "Config":
-        return cls(GuestConfig.from_json(payload))
+        return cls(GuestConfig.decode(payload))
 
 
-@dataclass(frozen=True)
 class _Bytes(Msg):
-    data: bytes
+    FIELDS = (("data", _REQUIRED),)
+    __slots__ = ("data",)
 
     def payload(self) -> bytes:
         return self.data
@@ -115,40 +154,40 @@ class _Bytes(Msg):
         return cls(payload)
 
 
-@dataclass(frozen=True)
 class Stdin(_Bytes):
     """host -> guest: bytes for the workload's stdin (or its terminal)."""
 
-    TYPE: ClassVar[int] = 2
+    TYPE = 2
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
 class StdinEof(Msg):
     """host -> guest: the workload's stdin reached end of file."""
 
-    TYPE: ClassVar[int] = 3
+    TYPE = 3
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
 class Stdout(_Bytes):
     """guest -> host: workload output on stdout (and the terminal, with a tty)."""
 
-    TYPE: ClassVar[int] = 4
+    TYPE = 4
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
 class Stderr(_Bytes):
     """guest -> host: workload output on stderr."""
 
-    TYPE: ClassVar[int] = 5
+    TYPE = 5
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
 class Signal(Msg):
     """host -> guest: deliver this signal to the workload."""
 
-    TYPE: ClassVar[int] = 6
-    signum: int
+    TYPE = 6
+    FIELDS = (("signum", _REQUIRED),)
+    __slots__ = ("signum",)
 
     def payload(self) -> bytes:
         return bytes([self.signum])
@@ -160,13 +199,12 @@ class Signal(Msg):
         return cls(payload[0])
 
 
-@dataclass(frozen=True)
 class WinSize(Msg):
     """host -> guest: the terminal size changed."""
 
-    TYPE: ClassVar[int] = 7
-    rows: int
-    cols: int
+    TYPE = 7
+    FIELDS = (("rows", _REQUIRED), ("cols", _REQUIRED))
+    __slots__ = ("rows", "cols")
 
     def payload(self) -> bytes:
         return struct.pack(">HH", self.rows, self.cols)
@@ -177,12 +215,12 @@ class WinSize(Msg):
         return cls(rows, cols)
 
 
-@dataclass(frozen=True)
 class Started(Msg):
     """guest -> host: the workload process exists (pid inside the guest)."""
 
-    TYPE: ClassVar[int] = 8
-    pid: int
+    TYPE = 8
+    FIELDS = (("pid", _REQUIRED),)
+    __slots__ = ("pid",)
 
     def payload(self) -> bytes:
         return struct.pack(">I", self.pid)
@@ -192,12 +230,12 @@ class Started(Msg):
         return cls(struct.unpack(">I", payload)[0])
 
 
-@dataclass(frozen=True)
 class Exit(Msg):
     """guest -> host: the workload ended with this container exit code (0..255, 128+n for signal n)."""
 
-    TYPE: ClassVar[int] = 9
-    code: int
+    TYPE = 9
+    FIELDS = (("code", _REQUIRED),)
+    __slots__ = ("code",)
 
     def payload(self) -> bytes:
         return bytes([self.code & 0xFF])
@@ -209,20 +247,19 @@ class Exit(Msg):
         return cls(payload[0])
 
 
-@dataclass(frozen=True)
 class Log(Msg):
     """guest -> host: a diagnostic line from init (goes to the runtime log, never to the workload's stdio)."""
 
-    TYPE: ClassVar[int] = 10
-    level: str
-    text: str
+    TYPE = 10
+    FIELDS = (("level", _REQUIRED), ("text", _REQUIRED))
+    __slots__ = ("level", "text")
 
     def payload(self) -> bytes:
-        return json.dumps([self.level, self.text]).encode()
+        return marshal.dumps((self.level, self.text))
 
     @classmethod
     def parse(cls, payload: bytes) -> "Log":
-        level, text = json.loads(payload)
+        level, text = marshal.loads(payload)
         return cls(level, text)
 
 

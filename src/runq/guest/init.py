@@ -11,17 +11,20 @@
 
 from __future__ import annotations
 
+import time
+
+_TRACE: list[tuple[str, float]] = [("python running init.py", time.clock_gettime(time.CLOCK_BOOTTIME))]
+
 import errno
 import fcntl
 import os
 import resource
 import select
-import signal
+import _signal as signal  # the C module: `signal` drags in enum, functools, collections
 import stat
 import struct
 import sys
 import termios
-import time
 
 from runq import channel as ch
 from runq import linux
@@ -38,6 +41,11 @@ TMPFS_FLAGS = {
 TMPFS_IGNORED = {"rw", "suid", "dev", "exec", "atime", "diratime", "relatime", "rprivate", "private", "rshared",
                  "shared", "rslave", "slave", "bind", "rbind", "tmpcopyup", "notmpcopyup"}
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+
+
+def trace(phase: str) -> None:
+    """Remember when a boot phase ended (guest uptime); sent to the runtime log in debug mode."""
+    _TRACE.append((phase, time.clock_gettime(time.CLOCK_BOOTTIME)))
 
 
 class SetupError(Exception):
@@ -564,13 +572,19 @@ def main() -> None:
     chan: Channel | None = None
     code = 1
     try:
+        trace("imports done")
         early_mounts()
         load_modules()
+        trace("modules loaded")
         port = find_port()
         chan = Channel(os.open(port, os.O_RDWR | os.O_CLOEXEC))
         cfg = chan.wait_config()
+        trace("config received")
         setup_rootfs(cfg, chan)
         setup_system(cfg)
+        trace("rootfs and system set up")
+        if cfg.debug:
+            chan.log("debug", "boot trace (guest uptime): " + ", ".join(f"{p} {t:.3f}" for p, t in _TRACE))
         code = Relay(cfg, chan).run()
     except BaseException as e:  # noqa: BLE001 - PID 1 must report and power off, whatever happened
         text = str(e) if isinstance(e, SetupError) else f"init: {type(e).__name__}: {e}"
