@@ -27,12 +27,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from runq import accel  # noqa: E402
 from runq.build.cpio import Entry, write_tree  # noqa: E402
 from runq.config import VMConfig  # noqa: E402
+from runq.guest.init import ON_DEMAND, PCI_ONLY  # noqa: E402
 from runq.proxy.qemu import qemu_argv  # noqa: E402
 
 FLOOR_INIT = """#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
-for m in $(/bin/busybox cat /modules/load.list); do /bin/busybox insmod /modules/$m 2>/dev/null; done
+for m in $(/bin/busybox cat /modules/boot.list); do /bin/busybox insmod /modules/$m 2>/dev/null; done
 /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=mmap rootfs /mnt
 /bin/busybox ls /mnt >/dev/null
 /bin/busybox reboot -f
@@ -70,6 +71,10 @@ def build_floor_initrd(root: str, work: str) -> str:
         if name.startswith("modules/"):
             with open(os.path.join(tree, name), "wb") as f:
                 f.write(blob)
+    with open(os.path.join(tree, "modules/load.list")) as f:
+        boot = [m for m in f.read().split() if m[:-3] not in ON_DEMAND + PCI_ONLY]  # what runq's init loads
+    with open(os.path.join(tree, "modules/boot.list"), "w") as f:
+        f.write("\n".join(boot) + "\n")
     with open(os.path.join(tree, "init"), "w") as f:
         f.write(FLOOR_INIT)
     os.chmod(os.path.join(tree, "init"), 0o755)

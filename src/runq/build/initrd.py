@@ -28,7 +28,7 @@ from runq.build.common import (
     run,
 )
 from runq.build.kernel import kernel_version
-from runq.build.kmod import ModuleDB, ModuleError
+from runq.build.kmod import ModuleDB, ModuleError, strip_signature
 from runq.build.pybundle import PY_VER, compile_tree
 
 # Modules the guest may import lazily (inside functions), so they are not seen by importing runq.guest.init.
@@ -175,7 +175,8 @@ def populate(ctx: Context, tree: Path) -> tuple[int, int, str]:
     mdir = tree / layout.GUEST_MODULES_DIR.lstrip("/")
     mdir.mkdir()
     for ko in kos:
-        copy_real(ko, mdir / ko.name, 0o644)
+        (mdir / ko.name).write_bytes(strip_signature(ko.read_bytes()))
+        os.chmod(mdir / ko.name, 0o644)
     (tree / layout.GUEST_MODULES_LIST.lstrip("/")).write_text("".join(k.name + "\n" for k in kos))
     (tree / "init").write_text(INIT_SCRIPT)
     os.chmod(tree / "init", 0o755)
