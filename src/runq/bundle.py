@@ -7,7 +7,6 @@ runc keeps namespaces, cgroups, hooks, mounts and the lifecycle. Its container p
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import resource
@@ -15,10 +14,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import layout, linux
+from .statedir import path as state_dir  # noqa: F401 - re-exported for callers
 from .channel import GuestConfig
-from .config import ConfigError, ContainerConfig, DNSConfig, VMConfig
+from .config import ContainerConfig, DNSConfig, VMConfig
+from .errors import ConfigError
 
-STATE_BASE = "/run/runq"
 PROXY_CAPS = [
     "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_MKNOD",
     "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID",
@@ -54,12 +54,6 @@ class ProxyPayload:
             dns=DNSConfig(tuple(dns["servers"]), tuple(dns["options"]), tuple(dns["search"]), dns["preserve"]),
             log_fd=raw["log_fd"],
         )
-
-
-def state_dir(runc_root: str, container_id: str) -> str:
-    """runq's own per-container directory (rewritten bundle and proxy payload)."""
-    tag = hashlib.sha256(os.path.abspath(runc_root or "/run/runc").encode()).hexdigest()[:12]
-    return os.path.join(STATE_BASE, tag, container_id)
 
 
 def check_spec(spec: dict[str, Any]) -> None:

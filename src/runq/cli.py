@@ -10,12 +10,12 @@ runc global flags: --root DIR --log FILE --log-format text|json --debug --system
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 from . import __version__
-from .config import ConfigError, RuntimeOptions, parse_global_flags
-from .runtime import Runtime, RunqError
+from .argv import split_global
+from .errors import ConfigError, RunqError
+from .runtime import Runtime
 
 OCI_SPEC_VERSION = "1.1.0"
 
@@ -32,9 +32,10 @@ def version(rt: Runtime) -> int:
     print(f"commit: {_commit(rt)}")
     print(f"spec: {OCI_SPEC_VERSION}")
     try:
-        out = subprocess.run([rt.runc_path(), "--version"], capture_output=True, text=True).stdout
-        first = out.splitlines()[0] if out else "unknown"
-        print(f"runc: {first}")
+        from . import spawn
+
+        out = spawn.run([rt.runc_path(), "--version"], capture=True, quiet=True)[1].decode()
+        print(f"runc: {out.splitlines()[0] if out else 'unknown'}")
     except (RunqError, OSError):
         print("runc: not found")
     return 0
@@ -56,8 +57,10 @@ def dispatch(rt: Runtime, rest: list[str]) -> int:
     if verb in ("-v", "--version", "version"):
         return version(rt)
     if verb in ("create", "run"):
+        from .config import options_from_flags
         from .lifecycle import create
-        return create.run(rt, args, verb)
+
+        return create.run(rt, options_from_flags(rt.flags), args, verb)
     if verb == "delete":
         from .lifecycle import delete
         return delete.run(rt, args)
@@ -69,7 +72,9 @@ def dispatch(rt: Runtime, rest: list[str]) -> int:
         return exec_mod.run(rt, args)
     if verb == "doctor":
         from . import doctor
-        return doctor.run(rt)
+        from .config import options_from_flags
+
+        return doctor.run(rt, options_from_flags(rt.flags))
     if verb in ("checkpoint", "restore"):
         raise RunqError(f"runq: {verb} is not supported for VM containers")
     from .lifecycle import passthrough
@@ -81,33 +86,27 @@ def dispatch(rt: Runtime, rest: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        opts, rest = parse_global_flags(argv)
+        flags, rest = split_global(argv)
     except ConfigError as e:
         return Runtime(_salvage_log(argv)).error(str(e))
-    rt = Runtime(opts)
+    rt = Runtime(flags)
     try:
         return dispatch(rt, rest)
     except (ConfigError, RunqError) as e:
         return rt.error(str(e))
 
 
-def _salvage_log(argv: list[str]) -> RuntimeOptions:
+def _salvage_log(argv: list[str]) -> dict[str, str | bool]:
     """Find --log/--log-format even when other flags are bad, so the engine still sees the error line."""
-    log, fmt = "", "text"
+    found: dict[str, str | bool] = {}
     for i, a in enumerate(argv):
-        for name in ("log", "log-format"):
+        for name, key in (("log", "log"), ("log-format", "log_format")):
             for prefix in (f"--{name}", f"-{name}"):
-                value = None
                 if a == prefix and i + 1 < len(argv):
-                    value = argv[i + 1]
+                    found[key] = argv[i + 1]
                 elif a.startswith(prefix + "="):
-                    value = a.split("=", 1)[1]
-                if value is not None:
-                    if name == "log":
-                        log = value
-                    elif value in ("text", "json"):
-                        fmt = value
-    return RuntimeOptions(log=log, log_format=fmt)
+                    found[key] = a.split("=", 1)[1]
+    return found
 
 
 if __name__ == "__main__":

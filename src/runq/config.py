@@ -10,9 +10,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
-
 from . import accel as accel_mod
+from .argv import BOOL_FLAGS, VALUE_FLAGS, split_global
+from .errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 MIN_MEM = 64
 CACHE_MODES = ("none", "loose", "fscache", "mmap")
@@ -26,15 +30,6 @@ _CPUARGS_RE = re.compile(r"^[A-Za-z0-9_.+=-]+(,[A-Za-z0-9_.+=-]+)*$")
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _SEARCH_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _DNSOPT_RE = re.compile(r"^[A-Za-z0-9_-]+(:[0-9]+)?$")
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid. str() is the one-line message shown to the user."""
-
-    def __init__(self, fieldname: str, value: object, want: str) -> None:
-        self.field = fieldname
-        self.value = value
-        super().__init__(f"{fieldname}: invalid value {value!r}: {want}")
 
 
 def to_bool(value: str) -> bool:
@@ -141,75 +136,40 @@ def _set_log_format(v: str) -> str:
     return v
 
 
-# Global flags taking a value: name -> (RuntimeOptions field, parser).
-VALUE_FLAGS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "cpu": ("cpu", lambda v: _int_at_least("--cpu", v, 1)),
-    "mem": ("mem", lambda v: _int_at_least("--mem", v, MIN_MEM, " MiB")),
-    "dns": ("dns", lambda v: parse_dns_servers("--dns", v)),
-    "dns-opts": ("dns_opts", lambda v: parse_dns_words("--dns-opts", v, _DNSOPT_RE, "want resolv.conf options such as ndots:2,timeout:1")),
-    "dns-search": ("dns_search", lambda v: parse_dns_words("--dns-search", v, _SEARCH_RE, "want a list of domain names")),
-    "tmpfs": ("tmpfs", lambda v: parse_tmpfs_dirs("--tmpfs", v)),
-    "9pcache": ("cache9p", lambda v: parse_cache("--9pcache", v)),
-    "cpuargs": ("cpuargs", lambda v: parse_cpuargs("--cpuargs", v)),
-    "accel": ("accel", _set_accel),
-    "machine": ("machine", _set_machine),
-    "runc": ("runc", str),
-    "runq-root": ("runq_root", str),
-    "boot-timeout": ("boot_timeout", lambda v: _int_at_least("--boot-timeout", v, 1, " seconds")),
-    "root": ("root", str),
-    "log": ("log", str),
-    "log-format": ("log_format", _set_log_format),
-    "criu": ("", str),
+# Validation of global flag values, by RuntimeOptions field (fields not listed are free strings).
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "cpu": lambda v: _int_at_least("--cpu", v, 1),
+    "mem": lambda v: _int_at_least("--mem", v, MIN_MEM, " MiB"),
+    "dns": lambda v: parse_dns_servers("--dns", v),
+    "dns_opts": lambda v: parse_dns_words("--dns-opts", v, _DNSOPT_RE, "want resolv.conf options such as ndots:2,timeout:1"),
+    "dns_search": lambda v: parse_dns_words("--dns-search", v, _SEARCH_RE, "want a list of domain names"),
+    "tmpfs": lambda v: parse_tmpfs_dirs("--tmpfs", v),
+    "cache9p": lambda v: parse_cache("--9pcache", v),
+    "cpuargs": lambda v: parse_cpuargs("--cpuargs", v),
+    "accel": _set_accel,
+    "machine": _set_machine,
+    "boot_timeout": lambda v: _int_at_least("--boot-timeout", v, 1, " seconds"),
+    "log_format": _set_log_format,
 }
-# Global boolean flags (accept --flag, --flag=true|false).
-BOOL_FLAGS: dict[str, str] = {
-    "dns-preserve": "dns_preserve",
-    "noexec": "noexec",
-    "runqenv": "runqenv",
-    "nestedvm": "nestedvm",
-    "debug": "debug",
-    "systemd-cgroup": "systemd_cgroup",
-}
+_BOOL_FIELDS = set(BOOL_FLAGS.values())
+assert set(PARSERS) <= set(VALUE_FLAGS.values())
+
+
+def options_from_flags(raw: dict[str, str | bool]) -> RuntimeOptions:
+    """Validate the raw global flags (runq.argv.split_global) into RuntimeOptions."""
+    values: dict[str, Any] = {}
+    for fieldname, value in raw.items():
+        if fieldname in _BOOL_FIELDS:
+            values[fieldname] = bool(value)
+        elif isinstance(value, str):
+            values[fieldname] = PARSERS[fieldname](value) if fieldname in PARSERS else value
+    return RuntimeOptions(**values)
 
 
 def parse_global_flags(argv: list[str]) -> tuple[RuntimeOptions, list[str]]:
-    """Parse leading global flags; return the options and the rest (command and its arguments).
-
-    Flags may be written --flag value, --flag=value or with a single dash, as urfave/cli (runc) accepts.
-    """
-    values: dict[str, Any] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("-") or arg in ("-", "--"):
-            break
-        if arg in ("-v", "--version", "-h", "--help"):
-            break
-        name, eq, inline = arg.lstrip("-").partition("=")
-        if name == "rootless":
-            values["rootless"] = inline if eq else "true"
-            i += 1
-            continue
-        if name in BOOL_FLAGS:
-            values[BOOL_FLAGS[name]] = to_bool(inline) if eq else True
-            i += 1
-            continue
-        if name in VALUE_FLAGS:
-            if eq:
-                raw = inline
-                i += 1
-            else:
-                if i + 1 >= len(argv):
-                    raise ConfigError(f"--{name}", "", "flag needs a value")
-                raw = argv[i + 1]
-                i += 2
-            fname, parser = VALUE_FLAGS[name]
-            parsed = parser(raw)
-            if fname:
-                values[fname] = parsed
-            continue
-        raise ConfigError("flag", arg, "unknown global flag (see runq --help)")
-    return RuntimeOptions(**values), argv[i:]
+    """Parse and validate leading global flags; return the options and the rest (command and arguments)."""
+    raw, rest = split_global(argv)
+    return options_from_flags(raw), rest
 
 
 # ---------------------------------------------------------------------------------------------------------------

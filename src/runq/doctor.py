@@ -6,13 +6,14 @@ import os
 import shutil
 
 from . import accel, layout
+from .config import RuntimeOptions
 from .runtime import Runtime
 
 
-def run(rt: Runtime) -> int:
+def run(rt: Runtime, opts: RuntimeOptions) -> int:
     root = rt.runtime_root
     problems = 0
-    chosen, why = accel.resolve(rt.opts.accel)
+    chosen, why = accel.resolve(opts.accel)
     print(f"accelerator: {chosen} ({why})")
     if chosen == "tcg":
         khz = accel.tsc_khz()

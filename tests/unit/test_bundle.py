@@ -2,7 +2,9 @@
 
 import pytest
 
-from runq import accel, bundle
+import os
+
+from runq import accel, bundle, statedir
 from runq.config import ConfigError, RuntimeOptions, container_config
 
 
@@ -102,6 +104,15 @@ def test_payload_round_trips_through_json():
 
 
 def test_state_dir_depends_on_runc_root_and_id():
-    a = bundle.state_dir("/run/docker/runtime-runq/moby", "x")
-    assert a != bundle.state_dir("/run/containerd/runc/k8s.io", "x")
+    a = statedir.path("/run/docker/runtime-runq/moby", "x")
+    assert a != statedir.path("/run/containerd/runc/k8s.io", "x")
     assert a.startswith("/run/runq/") and a.endswith("/x")
+
+
+def test_state_dir_removal_takes_files_and_subdirs(tmp_path, monkeypatch):
+    monkeypatch.setattr(statedir, "STATE_BASE", str(tmp_path))
+    d = statedir.path("/root", "c1")
+    os.makedirs(os.path.join(d, "run"))
+    open(os.path.join(d, "run", "proxy.json"), "w").close()
+    statedir.remove("/root", "c1")
+    assert not os.path.exists(d)

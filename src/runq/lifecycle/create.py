@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 
 from .. import bundle as bundle_mod
-from ..config import container_config
-from ..runtime import Runtime, RunqError
+from ..config import RuntimeOptions, container_config
+from ..errors import RunqError
+from ..runtime import Runtime
 from . import cmdflags
 
 VALUE = {"bundle", "pid-file", "console-socket", "pidfd-socket", "preserve-fds"}
@@ -33,21 +33,20 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
-def prepare(rt: Runtime, cid: str, bundle: str, preserve: int) -> tuple[str, int]:
+def prepare(rt: Runtime, opts: RuntimeOptions, cid: str, bundle: str, preserve: int) -> tuple[str, int]:
     """Validate and rewrite; return (state dir, preserve-fds count for runc). Leaves nothing behind on error."""
     spec = _load_spec(bundle)
-    cfg = container_config(rt.opts, spec, cid)
-    sdir = bundle_mod.state_dir(rt.opts.root, cid)
+    cfg = container_config(opts, spec, cid)
+    sdir = bundle_mod.state_dir(opts.root, cid)
     if os.path.exists(sdir):
-        probe = subprocess.run(rt.runc_argv("state", cid), capture_output=True)
-        if probe.returncode == 0:
+        if rt.runc("state", cid, capture=True, quiet=True)[0] == 0:
             raise RunqError(f"container with id exists: {cid}")
         shutil.rmtree(sdir, ignore_errors=True)  # leftover of a crashed create
     os.makedirs(os.path.join(sdir, "run"), mode=0o700)
     try:
         log_fd = -1
-        if rt.opts.debug and rt.opts.log:
-            fd = os.open(rt.opts.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if opts.debug and opts.log:
+            fd = os.open(opts.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             log_fd = 3 + preserve
             if fd != log_fd:
                 os.dup2(fd, log_fd, inheritable=True)
@@ -66,14 +65,14 @@ def prepare(rt: Runtime, cid: str, bundle: str, preserve: int) -> tuple[str, int
     return sdir, preserve
 
 
-def run(rt: Runtime, args: list[str], verb: str = "create") -> int:
+def run(rt: Runtime, opts: RuntimeOptions, args: list[str], verb: str = "create") -> int:
     flags, pos = cmdflags.parse(args, VALUE, BOOL, ALIASES)
     if len(pos) != 1:
         raise RunqError(f'"{verb}" requires exactly 1 argument(s)')
     cid = pos[0]
     bundle = os.path.abspath(str(flags.get("bundle") or os.getcwd()))
     preserve = int(str(flags.get("preserve-fds", "0")) or 0)
-    sdir, preserve = prepare(rt, cid, bundle, preserve)
+    sdir, preserve = prepare(rt, opts, cid, bundle, preserve)
 
     argv = [verb, "--bundle", sdir]
     for name in ("pid-file", "console-socket", "pidfd-socket"):
@@ -86,9 +85,9 @@ def run(rt: Runtime, args: list[str], verb: str = "create") -> int:
     if preserve:
         argv += ["--preserve-fds", str(preserve)]
     argv.append(cid)
-    rc = subprocess.call(rt.runc_argv(*argv), pass_fds=range(3, 3 + preserve), cwd=bundle)
+    rc, _ = rt.runc(*argv, pass_fds=tuple(range(3, 3 + preserve)))
     if rc != 0 or (verb == "run" and not flags.get("detach")):
         if rc != 0 and verb == "create":
-            subprocess.run(rt.runc_argv("delete", "--force", cid), capture_output=True)
+            rt.runc("delete", "--force", cid, capture=True, quiet=True)
         shutil.rmtree(sdir, ignore_errors=True)
     return rc

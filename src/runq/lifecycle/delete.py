@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
-from .. import bundle as bundle_mod
-from ..runtime import Runtime, RunqError
+from .. import statedir
+from ..errors import RunqError
+from ..runtime import Runtime
 from . import cmdflags
 
 
@@ -15,12 +13,7 @@ def run(rt: Runtime, args: list[str]) -> int:
     if len(pos) != 1:
         raise RunqError('"delete" requires exactly 1 argument(s)')
     cid = pos[0]
-    argv = ["delete"] + (["--force"] if flags.get("force") else []) + [cid]
-    rc = subprocess.call(rt.runc_argv(*argv))
-    if rc == 0 or not _exists(rt, cid):
-        shutil.rmtree(bundle_mod.state_dir(rt.opts.root, cid), ignore_errors=True)
+    rc, _ = rt.runc("delete", *(["--force"] if flags.get("force") else []), cid)
+    if rc == 0 or rt.runc("state", cid, capture=True, quiet=True)[0] != 0:
+        statedir.remove(rt.root, cid)
     return rc
-
-
-def _exists(rt: Runtime, cid: str) -> bool:
-    return subprocess.run(rt.runc_argv("state", cid), capture_output=True).returncode == 0

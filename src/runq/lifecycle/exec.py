@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..runtime import Runtime, RunqError
+from ..errors import RunqError
+from ..runtime import Runtime
 
 
 def run(rt: Runtime, args: list[str]) -> int:

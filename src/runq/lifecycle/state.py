@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
-from .. import bundle as bundle_mod
-from ..runtime import Runtime, RunqError
+from .. import statedir
+from ..errors import RunqError
+from ..runtime import Runtime
 
 
 def run(rt: Runtime, args: list[str]) -> int:
     if len(args) != 1:
         raise RunqError('"state" requires exactly 1 argument(s)')
     cid = args[0]
-    proc = subprocess.run(rt.runc_argv("state", cid), stdout=subprocess.PIPE)
-    if proc.returncode != 0:
-        return proc.returncode
-    state = json.loads(proc.stdout)
+    rc, out = rt.runc("state", cid, capture=True)
+    if rc != 0:
+        return rc
+    state = json.loads(out)
     try:
-        with open(os.path.join(bundle_mod.state_dir(rt.opts.root, cid), "meta.json")) as f:
+        with open(os.path.join(statedir.path(rt.root, cid), "meta.json")) as f:
             bundle = json.load(f)["bundle"]
         state["bundle"] = bundle
-        if not os.path.isabs(state.get("rootfs", "/")):
-            state["rootfs"] = os.path.join(bundle, state["rootfs"])
     except (OSError, ValueError, KeyError):
         pass
     sys.stdout.write(json.dumps(state, indent=2) + "\n")
