@@ -210,8 +210,11 @@ def setup_rootfs(cfg: ch.GuestConfig, chan: Channel) -> None:
 def setup_system(cfg: ch.GuestConfig) -> None:
     if cfg.hostname:
         linux.sethostname(cfg.hostname)
-    sysctls = {"kernel.randomize_va_space": "2"}
-    sysctls.update(cfg.sysctl)
+    write_sysctls({"kernel.randomize_va_space": "2"})  # the kernel booted with norandmaps for init's sake
+    loopback_up()
+
+
+def write_sysctls(sysctls: dict[str, str]) -> None:
     for key, value in sysctls.items():
         path = "/proc/sys/" + key.replace(".", "/")
         try:
@@ -219,7 +222,6 @@ def setup_system(cfg: ch.GuestConfig) -> None:
                 f.write(str(value))
         except OSError as e:
             raise SetupError(f"sysctl {key}={value}: {e.strerror}") from None
-    loopback_up()
 
 
 def loopback_up() -> None:
@@ -372,6 +374,7 @@ def workload(cfg: ch.GuestConfig, env: list[str], stdio: tuple[int, int, int], t
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         os.closerange(3, 65536)
         linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWIPC)
+        write_sysctls(cfg.sysctl)  # here, so IPC sysctls land in the workload's IPC namespace (as runc does)
         linux.mount(None, "/", None, MS.MS_REC | MS.MS_PRIVATE)
         linux.mount("proc", ROOT + "/proc", "proc", MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC)
         linux.mount("sysfs", ROOT + "/sys", "sysfs", MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC | MS.MS_RDONLY)
