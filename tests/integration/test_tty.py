@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -34,19 +35,29 @@ def read_until(fd: int, text: bytes, timeout: float = 120) -> bytes:
     return buf
 
 
+@contextlib.contextmanager
+def docker_in_terminal(docker, script: str, rows: int = 24, cols: int = 80):
+    """`docker run -it ... sh -c script` with a pseudo terminal as its controlling tty; yields (master fd, process)."""
+    master, slave = pty.openpty()
+    set_size(slave, rows, cols)
+    proc = subprocess.Popen(["docker", "run", "-it", "--rm", "--runtime", RUNTIME, "--name", docker.name(), IMAGE,
+                             "sh", "-c", script], stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
+    try:
+        yield master, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
 def test_tty_in_guest_follows_window_size_changes(docker):
     script = ('tty; [ -t 0 ] && [ -t 1 ] && echo IS-A-TTY; '
               'for i in $(seq 100); do [ "$(stty size)" = "33 111" ] && break; sleep 0.1; done; echo SIZE1 $(stty size); '
               'read x; for i in $(seq 100); do [ "$(stty size)" = "40 120" ] && break; sleep 0.1; done; '
               'echo SIZE2 $(stty size)')
-    master, slave = pty.openpty()
-    set_size(slave, 33, 111)
-    name = docker.name()
-    proc = subprocess.Popen(["docker", "run", "-it", "--rm", "--runtime", RUNTIME, "--name", name, IMAGE,
-                             "sh", "-c", script], stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
-    os.close(slave)
-    try:
+    with docker_in_terminal(docker, script, 33, 111) as (master, proc):
         got = read_until(master, b"SIZE1")
         got += read_until(master, b"\n", timeout=10)
         assert b"/dev/pts/" in got and b"IS-A-TTY" in got, got
@@ -58,27 +69,12 @@ def test_tty_in_guest_follows_window_size_changes(docker):
         got += read_until(master, b"\n", timeout=10)
         assert b"SIZE2 40 120" in got, got
         assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
 
 
 def test_tty_echo_and_line_discipline_are_the_guests(docker):
-    master, slave = pty.openpty()
-    name = docker.name()
-    proc = subprocess.Popen(["docker", "run", "-it", "--rm", "--runtime", RUNTIME, "--name", name, IMAGE,
-                             "sh", "-c", "echo READY; read line; echo \"got:$line\""],
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
-    os.close(slave)
-    try:
+    with docker_in_terminal(docker, 'echo READY; read line; echo "got:$line"') as (master, proc):
         read_until(master, b"READY")
         os.write(master, b"hello\r")
         got = read_until(master, b"got:hello")
         assert b"got:hello" in got, got
         assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
