@@ -39,10 +39,11 @@ class ProxyPayload:
     guest: GuestConfig
     dns: DNSConfig
     log_fd: int = -1
+    network: bool = False  # the container has its own network namespace: its links become guest NICs
 
     def to_json(self) -> str:
         return json.dumps({"vm": asdict(self.vm), "guest": self.guest.as_dict(), "dns": asdict(self.dns),
-                           "log_fd": self.log_fd})
+                           "log_fd": self.log_fd, "network": self.network})
 
     @classmethod
     def from_json(cls, text: str) -> "ProxyPayload":
@@ -53,6 +54,7 @@ class ProxyPayload:
             guest=GuestConfig.from_dict(raw["guest"]),
             dns=DNSConfig(tuple(dns["servers"]), tuple(dns["options"]), tuple(dns["search"]), dns["preserve"]),
             log_fd=raw["log_fd"],
+            network=bool(raw.get("network", False)),
         )
 
 
@@ -190,8 +192,63 @@ def rewrite(spec: dict[str, Any], cfg: ContainerConfig, bundle: str, runtime_roo
     if cfg.vm.accel == "kvm":
         _add_char_device(linux, "/dev/kvm", 10, 232)
 
-    payload = ProxyPayload(vm=cfg.vm, guest=guest, dns=cfg.dns, log_fd=log_fd)
+    network = own_netns(linux)
+    if network:
+        # The proxy attaches the container's links to the VM: macvtap char devices (major from /proc/devices),
+        # or /dev/net/tun where macvtap is missing. It makes private nodes itself, so only the cgroup rule is needed.
+        major = macvtap_major()
+        if major:
+            _allow_char(linux, major, None)
+        _allow_char(linux, 10, 200)
+
+    payload = ProxyPayload(vm=cfg.vm, guest=guest, dns=cfg.dns, log_fd=log_fd, network=network)
     return new, payload
+
+
+def own_netns(linux: dict[str, Any]) -> bool:
+    """True when runc gives the container a network namespace of its own (not the host's, not another one's).
+
+    Docker's bridge/user/macvlan/none networks: a network namespace without a path. --network host: none at all.
+    --network container:X: a path (that namespace's links belong to X, so runq leaves them alone).
+    """
+    return any(ns.get("type") == "network" and not ns.get("path") for ns in linux.get("namespaces") or [])
+
+
+def macvtap_major(proc_devices: str = "/proc/devices") -> int:
+    """The macvtap char major, loading the module (a throwaway macvtap) if the kernel has not registered it yet.
+
+    0 when macvtap is unavailable: the proxy then falls back to a tap device.
+    """
+    major = _char_major(proc_devices, "macvtap")
+    if major:
+        return major
+    try:
+        from .proxy.network import load_macvtap
+        load_macvtap()
+    except Exception:  # noqa: BLE001 - no macvtap: the tap fallback needs only /dev/net/tun
+        return 0
+    return _char_major(proc_devices, "macvtap")
+
+
+def _char_major(proc_devices: str, name: str) -> int:
+    try:
+        with open(proc_devices) as f:
+            text = f.read()
+    except OSError:
+        return 0
+    section = text.split("Block devices:")[0]
+    for line in section.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == name and parts[0].isdigit():
+            return int(parts[0])
+    return 0
+
+
+def _allow_char(linux: dict[str, Any], major: int, minor: int | None) -> None:
+    rule: dict[str, Any] = {"allow": True, "type": "c", "major": major, "access": "rwm"}
+    if minor is not None:
+        rule["minor"] = minor
+    linux.setdefault("resources", {}).setdefault("devices", []).append(rule)
 
 
 def _add_char_device(linux: dict[str, Any], path: str, major: int, minor: int) -> None:

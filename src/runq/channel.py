@@ -57,6 +57,12 @@ class Record:
     def as_dict(self) -> dict[str, object]:
         return {n: getattr(self, n) for n, _ in self.FIELDS}
 
+    def replace(self, **changes: object) -> "Record":
+        """A copy with some fields changed (records are immutable)."""
+        values = self.as_dict()
+        values.update(changes)
+        return type(self)(**values)
+
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.as_dict() == other.as_dict()  # type: ignore[attr-defined]
 
@@ -82,6 +88,10 @@ class GuestConfig(Record):
         ("tmpfs", []),            # [(destination, comma options)]
         ("cache9p", "mmap"), ("readonly_root", False), ("masked_paths", []), ("readonly_paths", []),
         ("shm_size", 64 * 1024 * 1024), ("runqenv", False), ("systemd", False), ("debug", False),
+        # One record per guest NIC, filled in by the proxy from the container's links (runq.proxy.network):
+        # {"name", "mac", "mtu", "ipv6": bool, "addrs": [(family, address, prefixlen)],
+        #  "routes": [(family, dst, dst_len, gateway, scope, metric)]}  (dst/gateway "" when absent)
+        ("networks", []),
     )
     __slots__ = tuple(n for n, _ in FIELDS)
 
@@ -261,6 +271,41 @@ class Log(Msg):
     def parse(cls, payload: bytes) -> "Log":
         level, text = marshal.loads(payload)
         return cls(level, text)
+
+
+class DnsQuery(Msg):
+    """guest -> host: a DNS query the guest's stub (127.0.0.11:53) received; proto is "udp" or "tcp"."""
+
+    TYPE = 11
+    FIELDS = (("id", _REQUIRED), ("proto", _REQUIRED), ("data", _REQUIRED))
+    __slots__ = ("id", "proto", "data")
+
+    def payload(self) -> bytes:
+        return struct.pack(">IB", self.id, 1 if self.proto == "tcp" else 0) + self.data
+
+    @classmethod
+    def parse(cls, payload: bytes) -> "DnsQuery":
+        if len(payload) < 5:
+            raise ChannelError("dns query message needs at least 5 bytes")
+        qid, tcp = struct.unpack_from(">IB", payload)
+        return cls(qid, "tcp" if tcp else "udp", payload[5:])
+
+
+class DnsAnswer(Msg):
+    """host -> guest: the answer of Docker's embedded DNS server to the query with this id."""
+
+    TYPE = 12
+    FIELDS = (("id", _REQUIRED), ("data", _REQUIRED))
+    __slots__ = ("id", "data")
+
+    def payload(self) -> bytes:
+        return struct.pack(">I", self.id) + self.data
+
+    @classmethod
+    def parse(cls, payload: bytes) -> "DnsAnswer":
+        if len(payload) < 4:
+            raise ChannelError("dns answer message needs at least 4 bytes")
+        return cls(struct.unpack_from(">I", payload)[0], payload[4:])
 
 
 class Decoder:

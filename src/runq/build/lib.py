@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import os
 import shutil
+import sys
+import tomllib
 from pathlib import Path
 
 from runq import layout
@@ -76,6 +78,53 @@ def source_version(src: Path) -> str:
     return f"{version} {commit}"
 
 
+DEPS_STAMP = ".deps"
+
+
+def runtime_deps(src: Path) -> list[str]:
+    """The pinned runtime dependencies (pyproject [project] dependencies): shipped in lib/ for the proxy."""
+    for cand in (src.parent / "pyproject.toml", src / "pyproject.toml"):
+        if cand.is_file():
+            with open(cand, "rb") as f:
+                deps = list(tomllib.load(f).get("project", {}).get("dependencies", []))
+            for d in deps:
+                if "==" not in d:
+                    raise BuildError(f"{cand}: dependency {d!r} is not pinned (want name==version)")
+            return deps
+    raise BuildError(f"pyproject.toml not found next to {src}")
+
+
+def install_deps(ctx: Context, libdir: Path, python: list[str]) -> str:
+    """pip install --no-deps --target the pinned pure-Python deps into lib/ (skipped when the pins did not change)."""
+    deps = runtime_deps(ctx.src)
+    stamp = libdir / DEPS_STAMP
+    want = "\n".join(deps) + "\n"
+    if not ctx.force and stamp.is_file() and stamp.read_text() == want:
+        return "deps up to date"
+    clean_stale_tmp(libdir, "deps")
+    tmp = make_tmp_dir(libdir, "deps")
+    try:
+        if deps:
+            run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(tmp),
+                 *deps])
+        fix_dir_modes(tmp)
+        for entry in sorted(tmp.iterdir()):
+            if entry.name in ("bin", "runq"):
+                continue
+            target = libdir / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            os.replace(entry, target)
+            if target.is_dir() and not target.name.endswith(".dist-info"):
+                compile_tree(python, target, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_atomic(stamp, want)
+    return "deps " + " ".join(deps)
+
+
 def build(ctx: Context) -> str:
     pkg = ctx.src / "runq"
     if not (pkg / "__init__.py").is_file():
@@ -107,6 +156,7 @@ def build(ctx: Context) -> str:
     for d in layout.PIVOT_DIRS:
         (ctx.root / d).mkdir(exist_ok=True)
         os.chmod(ctx.root / d, 0o755)
+    deps = install_deps(ctx, libdir, python)
     version = source_version(ctx.src)
     write_atomic(ctx.root / "VERSION", version + "\n")
-    return f"{len(files)} modules, VERSION {version}"
+    return f"{len(files)} modules, {deps}, VERSION {version}"

@@ -28,6 +28,7 @@ import termios
 
 from runq import channel as ch
 from runq import linux
+from runq.guest import dns, network
 from runq.layout import GUEST_MODULES_DIR, GUEST_MODULES_LIST
 
 ROOT = "/rootfs"
@@ -190,8 +191,8 @@ def setup_rootfs(cfg: ch.GuestConfig, chan: Channel) -> None:
         pass
     mods = ROOT + "/lib/modules"
     try:
-        if not os.path.isdir(mods) and not cfg.readonly_root and os.path.isdir(ROOT + "/lib"):
-            os.makedirs(mods, exist_ok=True)
+        if not os.path.isdir(mods) and not cfg.readonly_root:
+            os.makedirs(mods, exist_ok=True)  # as the original runq: the mount point is made in the container
         if os.path.isdir(mods):
             linux.mount("modules", mods, "9p", MS.MS_RDONLY | MS.MS_NODEV | MS.MS_NOSUID,
                         "trans=virtio,version=9p2000.L,cache=loose")
@@ -423,10 +424,40 @@ def workload(cfg: ch.GuestConfig, env: list[str], stdio: tuple[int, int, int], t
 # Relay
 
 
+NET_MODULES = ["failover", "net_failover", "virtio_net"]
+
+
+def setup_network(cfg: ch.GuestConfig, chan: Channel) -> "dns.Stub | None":
+    """The container's NICs (lo is up already) and, when resolv.conf names Docker's embedded DNS, its stub."""
+    if cfg.networks:
+        load_modules(NET_MODULES)
+        try:
+            network.configure(cfg.networks)
+        except network.NetworkError as e:
+            raise SetupError(f"network {e}") from None
+    try:
+        with open(ROOT + "/etc/resolv.conf") as f:
+            embedded = dns.uses_embedded_dns(f.read())
+    except OSError:
+        embedded = False
+    if not embedded:
+        return None
+
+    def send(proto: str, qid: int, data: bytes) -> None:
+        chan.send(ch.DnsQuery(qid, proto, data))
+
+    try:
+        return dns.Stub(send)
+    except OSError as e:
+        chan.log("warning", f"embedded DNS stub on {dns.EMBEDDED}:{dns.PORT}: {e}")
+        return None
+
+
 class Relay:
-    def __init__(self, cfg: ch.GuestConfig, chan: Channel) -> None:
+    def __init__(self, cfg: ch.GuestConfig, chan: Channel, dns_stub: "dns.Stub | None" = None) -> None:
         self.cfg = cfg
         self.chan = chan
+        self.dns = dns_stub
         self.pid = 0
         self.status: int | None = None
         self.stdin_buf = bytearray()
@@ -487,6 +518,9 @@ class Relay:
                 os.kill(self.pid, sig)
             except ProcessLookupError:
                 pass
+        elif isinstance(msg, ch.DnsAnswer):
+            if self.dns is not None:
+                self.dns.answer(msg.id, msg.data)
         elif isinstance(msg, ch.WinSize) and self.master is not None:
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", msg.rows, msg.cols, 0, 0))
 
@@ -527,10 +561,18 @@ class Relay:
             wfd = self.master if self.master is not None else self.stdin_w
             wlist = [wfd] if (wfd is not None and self.stdin_buf) else []
             rlist = [self.chan.fd, wake_r] + list(self.outputs)
+            dns_fds = self.dns.fds() if self.dns is not None else []
+            timeout = 1.0 if self.status is not None or (self.dns is not None and self.dns.busy()) else None
             try:
-                readable, writable, _ = select.select(rlist, wlist, [], 1.0 if self.status is not None else None)
+                readable, writable, _ = select.select(rlist + dns_fds, wlist, [], timeout)
             except InterruptedError:
                 continue
+            if self.dns is not None:
+                for fd in readable:
+                    if fd in dns_fds:
+                        self.dns.ready(fd)
+                self.dns.expire()
+                readable = [fd for fd in readable if fd not in dns_fds]
             if self.status is not None and not readable and not writable:
                 break  # output holders are gone but the pipe did not report EOF: stop waiting
             for fd in readable:
@@ -603,9 +645,11 @@ def main() -> None:
         setup_rootfs(cfg, chan)
         setup_system(cfg)
         trace("rootfs and system set up")
+        dns_stub = setup_network(cfg, chan)
+        trace("network set up")
         if cfg.debug:
             chan.log("debug", "boot trace (guest uptime): " + ", ".join(f"{p} {t:.3f}" for p, t in _TRACE))
-        code = Relay(cfg, chan).run()
+        code = Relay(cfg, chan, dns_stub).run()
     except BaseException as e:  # noqa: BLE001 - PID 1 must report and power off, whatever happened
         text = str(e) if isinstance(e, SetupError) else f"init: {type(e).__name__}: {e}"
         print("runq-init: " + text, file=sys.stderr)

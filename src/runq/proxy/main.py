@@ -10,6 +10,7 @@ The proxy exits with that status, so the engine (shim) sees the workload's exit 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import errno
 import fcntl
 import json
@@ -27,6 +28,7 @@ import tty
 from .. import channel as ch
 from .. import layout, linux
 from ..bundle import ProxyPayload
+from .dns import Forwarder
 from .qemu import qemu_argv
 
 NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGPIPE,
@@ -38,6 +40,10 @@ EXIT_GRACE = 5.0
 
 class ProxyError(Exception):
     pass
+
+
+def _min(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
 
 
 class Log:
@@ -71,10 +77,36 @@ def pivot_into_runtime_root() -> None:
     os.chdir("/")
 
 
+def prepare_network(payload: ProxyPayload, log: Log) -> tuple[ProxyPayload, list[tuple[int, str]]]:
+    """Before pivot_root: runq's resolv.conf, then the container's links as guest NICs.
+
+    Returns the payload whose GuestConfig lists the NICs, and (fd, mac) per NIC for QEMU.
+    """
+    from . import dns
+
+    if not payload.network:
+        if dns.write_resolv_conf(payload.dns, []):
+            log("debug", "wrote runq's resolv.conf")
+        return payload, []
+    from . import network
+
+    def before(records: list[dict]) -> None:
+        if dns.write_resolv_conf(payload.dns, records):
+            log("debug", "wrote runq's resolv.conf")
+
+    records, fds = network.setup(before=before)
+    for r in records:
+        log("debug", f"guest NIC {r['name']} {r['mac']} mtu {r['mtu']} addrs {r['addrs']} routes {r['routes']}")
+    guest = payload.guest.replace(networks=records)
+    return dataclasses.replace(payload, guest=guest), [(fd, r["mac"]) for fd, r in zip(fds, records)]
+
+
 class Proxy:
-    def __init__(self, payload: ProxyPayload, log: Log) -> None:
+    def __init__(self, payload: ProxyPayload, log: Log, nics: list[tuple[int, str]] | None = None) -> None:
         self.p = payload
         self.log = log
+        self.nics = list(nics or [])
+        self.dns = Forwarder(self.send)
         self.decoder = ch.Decoder()
         self.exit_code: int | None = None
         self.started = False
@@ -87,9 +119,9 @@ class Proxy:
     def start_qemu(self) -> None:
         self.chan, chan_q = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.con, con_q = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        qfds = (chan_q.fileno(), con_q.fileno())
+        qfds = (chan_q.fileno(), con_q.fileno()) + tuple(fd for fd, _ in self.nics)
         argv = qemu_argv(self.p.vm, root="/", readonly_root=self.p.guest.readonly_root,
-                         channel_fd=qfds[0], console_fd=qfds[1])
+                         channel_fd=qfds[0], console_fd=qfds[1], nics=self.nics)
         self.log("debug", "qemu: " + " ".join(argv))
         r, w = os.pipe()
         self.qemu_err = r
@@ -98,6 +130,8 @@ class Proxy:
         os.close(w)
         chan_q.close()
         con_q.close()
+        for fd, _ in self.nics:
+            os.close(fd)
         self.send(ch.Config(self.p.guest))
 
     def send(self, msg: ch.Msg) -> None:
@@ -129,19 +163,28 @@ class Proxy:
         exit_deadline: float | None = None
         assert self.qemu is not None
         while True:
-            rlist = [self.chan, self.con, self.qemu_err, wake_r]
+            rlist = [self.chan, self.con, self.qemu_err, wake_r] + self.dns.fds()
             if self.stdin_open:
                 rlist.append(0)
-            timeout = None
+            timeout = self.dns.timeout()
             now = time.monotonic()
             if not self.started:
-                timeout = max(0.0, deadline - now)
+                timeout = _min(timeout, max(0.0, deadline - now))
             if exit_deadline is not None:
-                timeout = max(0.0, exit_deadline - now)
+                timeout = _min(timeout, max(0.0, exit_deadline - now))
             try:
                 ready, _, _ = select.select(rlist, [], [], timeout)
             except InterruptedError:
                 continue
+            self.dns.expire()
+            dns_ready = [fd for fd in ready if isinstance(fd, int) and fd in self.dns.socks]
+            for fd in dns_ready:
+                self.dns.ready(fd)
+            ready = [fd for fd in ready if fd not in dns_ready]
+            now = time.monotonic()
+            if not ready and ((exit_deadline is not None and now < exit_deadline)
+                              or (exit_deadline is None and (self.started or now < deadline))):
+                continue  # a DNS relay wake-up, not a deadline
             if not ready:
                 if exit_deadline is not None:
                     self.log("warning", "guest did not power off after the workload ended; killing QEMU")
@@ -214,6 +257,8 @@ class Proxy:
             elif isinstance(msg, ch.Exit):
                 self.exit_code = msg.code
                 self.log("debug", f"workload exited with {msg.code}")
+            elif isinstance(msg, ch.DnsQuery):
+                self.dns.query(msg)
             elif isinstance(msg, ch.Log):
                 self.log(msg.level, "guest: " + msg.text)
                 if msg.level == "error":
@@ -291,9 +336,10 @@ def main(argv: list[str]) -> int:
         payload = ProxyPayload.from_json(f.read())
     log = Log(payload.log_fd)
     try:
+        payload, nics = prepare_network(payload, log)
         pivot_into_runtime_root()
         sys.path.insert(0, "/" + layout.LIB_DIR)
-        return Proxy(payload, log).run()
+        return Proxy(payload, log, nics).run()
     except Exception as e:  # noqa: BLE001 - the one place that turns any failure into the container's exit
         msg = f"runq: proxy failed: {e}"
         log("error", msg)

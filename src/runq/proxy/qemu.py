@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from .. import layout
 from ..channel import PORT_NAME
@@ -39,8 +40,12 @@ def _dev(vm: VMConfig, kind: str, props: str = "") -> str:
 
 
 def qemu_argv(vm: VMConfig, root: str = "/", readonly_root: bool = False,
-              rootfs: str = "/rootfs", channel_fd: int = 3, console_fd: int = 4) -> list[str]:
-    """argv for QEMU as run by the proxy after pivot_root (runtime root at `root`, container rootfs at `rootfs`)."""
+              rootfs: str = "/rootfs", channel_fd: int = 3, console_fd: int = 4,
+              nics: Sequence[tuple[int, str]] = ()) -> list[str]:
+    """argv for QEMU as run by the proxy after pivot_root (runtime root at `root`, container rootfs at `rootfs`).
+
+    `nics`: (fd, mac) per guest NIC; fd is an open macvtap or tap device the proxy passes to QEMU.
+    """
     argv = layout.qemu_argv0(root)
     argv += ["-name", vm.name, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
              "-L", os.path.join(root, layout.QEMU_SHARE)]
@@ -67,4 +72,6 @@ def qemu_argv(vm: VMConfig, root: str = "/", readonly_root: bool = False,
              "-chardev", f"socket,id=ch0,fd={channel_fd}",
              "-device", f"virtserialport,chardev=ch0,name={PORT_NAME}"]
     argv += ["-device", _dev(vm, "rng")]
+    for i, (fd, mac) in enumerate(nics):
+        argv += ["-netdev", f"tap,id=net{i},fd={fd}", "-device", _dev(vm, "net", f"netdev=net{i},mac={mac}")]
     return argv
