@@ -109,3 +109,35 @@ def test_volume_is_shared_through_9p(docker, tmp_path):
     p = docker.run_opts(["-v", f"{tmp_path}:/data"], "sh", "-c", "cat /data/in.txt; echo from-guest > /data/out.txt")
     assert out(p) == "from-host"
     assert (tmp_path / "out.txt").read_text() == "from-guest\n"
+
+
+def test_guest_kernel_modules_are_at_lib_modules(docker):
+    with open(os.path.join(ROOT, "kernel/version")) as f:
+        guest = f.read().strip()
+    p = docker.run("sh", "-c", "ls /lib/modules; grep -c ' /lib/modules 9p ' /proc/mounts")
+    assert out(p).split() == [guest, "1"]
+
+
+def test_runq_cpu_and_mem_size_the_vm(docker):
+    p = docker.run_opts(["-e", "RUNQ_CPU=2", "-e", "RUNQ_MEM=512"], "sh", "-c",
+                        "nproc; grep MemTotal /proc/meminfo")
+    lines = out(p).splitlines()
+    assert lines[0] == "2"
+    mem_kib = int(lines[1].split()[1])
+    assert 400 * 1024 < mem_kib <= 512 * 1024
+
+
+def test_default_vm_is_one_cpu_256_mib(docker):
+    p = docker.run("sh", "-c", "nproc; grep MemTotal /proc/meminfo")
+    lines = out(p).splitlines()
+    assert lines[0] == "1" and 180 * 1024 < int(lines[1].split()[1]) <= 256 * 1024
+
+
+@pytest.mark.parametrize("env,shown", [((), "mmap"), (("-e", "RUNQ_9PCACHE=loose"), "loose")])
+def test_9p_cache_mode_default_and_from_env(docker, env, shown):
+    p = docker.run_opts(list(env), "grep", "^rootfs / 9p", "/proc/mounts")
+    assert shown in out(p).split()[3].split(",")
+
+
+def test_runq_variables_stay_visible_to_the_workload(docker):
+    assert out(docker.run_opts(["-e", "RUNQ_MEM=300"], "sh", "-c", "echo $RUNQ_MEM")) == "300"
