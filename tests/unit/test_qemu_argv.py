@@ -60,3 +60,11 @@ def test_quiet_unless_debug():
 def test_vmconfig_refuses_invalid_values(bad):
     with pytest.raises(ConfigError):
         vm(**bad)
+
+
+def test_pci_nics_carry_no_option_rom_and_mmio_nics_need_none():
+    q35 = qemu_argv(vm(machine="q35"), nics=[(7, "02:42:ac:11:00:02")])
+    assert "virtio-net-pci,netdev=net0,mac=02:42:ac:11:00:02,romfile=" in q35
+    mmio = qemu_argv(vm(), nics=[(7, "02:42:ac:11:00:02")])
+    assert "virtio-net-device,netdev=net0,mac=02:42:ac:11:00:02" in mmio
+    assert arg_after(mmio, "-netdev") == ["tap,id=net0,fd=7"]

@@ -101,6 +101,14 @@ def prepare_network(payload: ProxyPayload, log: Log) -> tuple[ProxyPayload, list
     return dataclasses.replace(payload, guest=guest), [(fd, r["mac"]) for fd, r in zip(fds, records)]
 
 
+def _recv(sock: socket.socket, size: int) -> bytes:
+    """recv, with QEMU's end going away (reset) read as end of file: its exit is handled by the main loop."""
+    try:
+        return sock.recv(size)
+    except ConnectionResetError:
+        return b""
+
+
 class Proxy:
     def __init__(self, payload: ProxyPayload, log: Log, nics: list[tuple[int, str]] | None = None) -> None:
         self.p = payload
@@ -243,7 +251,7 @@ class Proxy:
 
     # -- handlers --------------------------------------------------------------------------------------------
     def read_channel(self) -> bool:
-        data = self.chan.recv(256 * 1024)
+        data = _recv(self.chan, 256 * 1024)
         if not data:
             return False
         for msg in self.decoder.feed(data):
@@ -273,7 +281,7 @@ class Proxy:
                 raise
 
     def read_console(self) -> bool:
-        data = self.con.recv(65536)
+        data = _recv(self.con, 65536)
         if not data:
             return False
         for line in data.decode(errors="replace").splitlines():

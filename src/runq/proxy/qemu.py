@@ -73,5 +73,6 @@ def qemu_argv(vm: VMConfig, root: str = "/", readonly_root: bool = False,
              "-device", f"virtserialport,chardev=ch0,name={PORT_NAME}"]
     argv += ["-device", _dev(vm, "rng")]
     for i, (fd, mac) in enumerate(nics):
-        argv += ["-netdev", f"tap,id=net{i},fd={fd}", "-device", _dev(vm, "net", f"netdev=net{i},mac={mac}")]
+        rom = "" if vm.machine == "microvm" else ",romfile="  # no iPXE option ROM: we never network-boot
+        argv += ["-netdev", f"tap,id=net{i},fd={fd}", "-device", _dev(vm, "net", f"netdev=net{i},mac={mac}{rom}")]
     return argv
