@@ -13,8 +13,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "Debian packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+apt-get install -y -qq docker.io >/dev/null   # with its recommends, as Debian ships it
 apt-get install -y -qq --no-install-recommends \
-    docker.io runc containerd qemu-system-x86 qemu-system-data python3.11 python3-venv busybox-static \
+    runc containerd qemu-system-x86 qemu-system-data python3.11 python3-venv busybox-static \
     kmod cpio iproute2 iptables procps ca-certificates >/dev/null
 
 step "Python package and test tools ($VENV)"

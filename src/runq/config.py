@@ -232,8 +232,22 @@ def _env_map(env: list[str]) -> dict[str, str]:
     return out
 
 
-def container_config(opts: RuntimeOptions, spec: dict[str, Any], container_id: str) -> ContainerConfig:
-    """Combine runtime flags with the container's RUNQ_* environment into one validated config."""
+def resolve_machine(requested: str, available: list[str] | None) -> str:
+    """microvm where QEMU has it; otherwise the first of q35, pc that it has."""
+    if available is None or requested in available:
+        return requested
+    for m in ("q35", "pc"):
+        if m in available:
+            return m
+    raise ConfigError("--machine", requested, "this QEMU offers none of microvm, q35, pc")
+
+
+def container_config(opts: RuntimeOptions, spec: dict[str, Any], container_id: str,
+                     machines: list[str] | None = None) -> ContainerConfig:
+    """Combine runtime flags with the container's RUNQ_* environment into one validated config.
+
+    `machines`: the machine types the bundled QEMU offers (None: unknown, take the request as is).
+    """
     env = _env_map((spec.get("process") or {}).get("env") or [])
     cpus = opts.cpu
     mem = opts.mem
@@ -272,7 +286,7 @@ def container_config(opts: RuntimeOptions, spec: dict[str, Any], container_id: s
     boot_timeout = opts.boot_timeout or ((120 if accel == "tcg" else 30) + mem // 2048)
     vm = VMConfig(
         name=container_id[:12], cpus=cpus, mem=mem, accel=accel, accel_reason=reason, cpuargs=cpuargs,
-        machine=opts.machine, nestedvm=opts.nestedvm, cache9p=cache9p,
+        machine=resolve_machine(opts.machine, machines), nestedvm=opts.nestedvm, cache9p=cache9p,
         tsc_khz=accel_mod.tsc_khz() if accel == "tcg" else 0, debug=opts.debug, boot_timeout=boot_timeout,
     )
     return ContainerConfig(vm=vm, dns=DNSConfig(servers, options, search, preserve), noexec=noexec,

@@ -9,7 +9,7 @@ Runtime root (default /var/lib/runq, env RUNQ_ROOT or runtime flag --runq-root):
                               lib/python3.11/ (stdlib, lib-dynload)
     lib/                      the runq package (lib/runq/...) and pinned pure-Python host deps
     lib/runq-proxy            the proxy launcher script (python file)
-    qemu/bin/qemu-system-x86_64, qemu/lib/ (ld.so + .so deps), qemu/share/ (firmware for -L)
+    qemu/bin/qemu-system-x86_64, qemu/lib/ (ld.so + .so deps), qemu/share/ (firmware for -L), qemu/machines
     kernel/vmlinux            uncompressed guest kernel, booted via PVH
     kernel/initrd             cpio newc: /init (python guest init), python subset, modules for boot
     kernel/modules/<kver>/    full module tree of the guest kernel (shared read-only over 9p at /lib/modules)
@@ -38,6 +38,7 @@ PROXY_LAUNCHER = "lib/runq-proxy"
 QEMU_BIN = "qemu/bin/qemu-system-x86_64"
 QEMU_LIB = "qemu/lib"
 QEMU_SHARE = "qemu/share"
+QEMU_MACHINES = "qemu/machines"  # machine types the bundled QEMU offers, one per line (written by the build)
 KERNEL = "kernel/vmlinux"
 INITRD = "kernel/initrd"
 MODULES = "kernel/modules"
@@ -70,3 +71,12 @@ def qemu_argv0(root: str) -> list[str]:
         "--library-path", os.path.join(root, QEMU_LIB),
         os.path.join(root, QEMU_BIN),
     ]
+
+
+def qemu_machines(root: str) -> list[str] | None:
+    """Machine types of the bundled QEMU, or None when the build did not record them."""
+    try:
+        with open(os.path.join(root, QEMU_MACHINES)) as f:
+            return f.read().split()
+    except OSError:
+        return None

@@ -120,3 +120,19 @@ def test_version_and_features(runq):
 def test_exec_is_refused_with_a_clear_message(runq):
     p = runq("exec", "--process", "/dev/null", runq.id)
     assert p.returncode != 0 and "not supported yet" in p.stderr
+
+
+def test_q35_machine_boots_with_virtio_pci(runq, tmp_path):
+    spec_path = runq.bundle / "config.json"
+    spec = json.loads(spec_path.read_text())
+    spec["process"]["args"] = ["sh", "-c", "ls /sys/bus/pci/devices | wc -l; uname -r"]
+    spec_path.write_text(json.dumps(spec))
+    out_path = tmp_path / "out"
+    with open(out_path, "w") as out:
+        p = subprocess.run([RUNQ, "--machine", "q35", "--root", runq.root, "run", "--bundle", str(runq.bundle),
+                            runq.id], stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=180)
+    lines = out_path.read_text().split()
+    assert p.returncode == 0, out_path.read_text()
+    assert int(lines[0]) > 0  # PCI devices exist: not a microvm
+    with open(os.path.join(ROOT, "kernel/version")) as f:
+        assert lines[1] == f.read().strip()

@@ -90,3 +90,16 @@ def test_dns_settings_from_env_replace_flags_and_empty_means_none():
                                            ("0", False), ("", False), ("nope", False)])
 def test_to_bool_accepts_runq_words(word, expected):
     assert to_bool(word) is expected
+
+
+def test_microvm_falls_back_to_q35_then_pc_when_qemu_lacks_it():
+    from runq.config import resolve_machine
+
+    assert resolve_machine("microvm", ["microvm", "pc", "q35"]) == "microvm"
+    assert resolve_machine("microvm", ["pc", "q35"]) == "q35"
+    assert resolve_machine("microvm", ["pc"]) == "pc"
+    assert resolve_machine("microvm", None) == "microvm"
+    with pytest.raises(ConfigError):
+        resolve_machine("microvm", ["isapc"])
+    cfg = container_config(RuntimeOptions(), spec(), "x" * 64, machines=["pc", "q35"])
+    assert cfg.vm.machine == "q35"

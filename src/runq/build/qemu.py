@@ -63,6 +63,12 @@ def check(qdir: Path) -> str:
     return proc.stdout.splitlines()[0] if proc.stdout else ""
 
 
+def machines(qdir: Path) -> list[str]:
+    """Machine types this QEMU offers (first word of each `-M help` line after the header)."""
+    proc = run([*argv(qdir), "-L", str(qdir / "share"), "-M", "help"], env={}, capture=True)
+    return sorted({line.split()[0] for line in proc.stdout.splitlines()[1:] if line.strip()})
+
+
 def build(ctx: Context) -> str:
     need_file(ctx, QEMU, "qemu-system-x86")
     need_file(ctx, "/usr/share/qemu/qboot.rom", "qemu-system-data")
@@ -78,7 +84,8 @@ def build(ctx: Context) -> str:
     except elfdeps.ElfError as e:
         raise BuildError(str(e)) from e
     fw = firmware_files()
-    fp = fingerprint([QEMU, *modules, *libs.values(), *fw.values()], repr(sorted(libs)), repr(sorted(fw)))
+    fp = fingerprint([QEMU, *modules, *libs.values(), *fw.values()], repr(sorted(libs)), repr(sorted(fw)),
+                     "with qemu/machines")
     if not ctx.force and stamp_matches(target, fp):
         return f"up to date ({check(target)})"
 
@@ -92,6 +99,7 @@ def build(ctx: Context) -> str:
             copy_real(src, tmp / "share" / rel, 0o644)
         fix_dir_modes(tmp)
         check(tmp)
+        (tmp / "machines").write_text("".join(m + "\n" for m in machines(tmp)))  # read by runq create
         write_stamp(tmp, fp)
     version = check(target)
     log(f"  qemu/: {len(libs)} libs, {len(modules)} modules, {len(fw)} firmware files, {human(tree_size(target))}")

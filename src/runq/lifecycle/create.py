@@ -7,6 +7,7 @@ import os
 import shutil
 
 from .. import bundle as bundle_mod
+from .. import layout
 from ..config import RuntimeOptions, container_config
 from ..errors import RunqError
 from ..runtime import Runtime
@@ -36,7 +37,7 @@ def _write(path: str, text: str) -> None:
 def prepare(rt: Runtime, opts: RuntimeOptions, cid: str, bundle: str, preserve: int) -> tuple[str, int]:
     """Validate and rewrite; return (state dir, preserve-fds count for runc). Leaves nothing behind on error."""
     spec = _load_spec(bundle)
-    cfg = container_config(opts, spec, cid)
+    cfg = container_config(opts, spec, cid, layout.qemu_machines(rt.runtime_root))
     sdir = bundle_mod.state_dir(opts.root, cid)
     if os.path.exists(sdir):
         if rt.runc("state", cid, capture=True, quiet=True)[0] == 0:
