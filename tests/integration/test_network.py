@@ -152,8 +152,16 @@ def test_two_networks_connected_before_start_become_eth0_and_eth1_matched_by_mac
     nets = inspect(name)["NetworkSettings"]["Networks"]
     out = sh("docker", "logs", name).stdout
     got = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("eth")}
-    assert got == {"eth0": [nets[a]["MacAddress"], f"{nets[a]['IPAddress']}/24"],
-                   "eth1": [nets[b]["MacAddress"], f"{nets[b]['IPAddress']}/24"]}
+    # The names runc would use are the veth names Docker gave in the container's namespace (they stay there).
+    pid = str(inspect(name)["State"]["Pid"])
+    names = {}
+    for line in sh("nsenter", "-t", pid, "-n", "ip", "-o", "link", check=True).stdout.splitlines():
+        words = line.split()
+        if words[1].startswith("eth"):
+            names[words[1].split("@")[0].rstrip(":")] = words[words.index("link/ether") + 1]
+    by_mac = {n["MacAddress"]: f"{n['IPAddress']}/24" for n in (nets[a], nets[b])}
+    assert sorted(names) == ["eth0", "eth1"]
+    assert got == {ifname: [mac, by_mac[mac]] for ifname, mac in names.items()}
 
 
 def test_runq_containers_on_a_user_network_reach_each_other_by_name(net):
