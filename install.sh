@@ -16,7 +16,7 @@ apt-get update -qq
 apt-get install -y -qq docker.io >/dev/null   # with its recommends, as Debian ships it
 apt-get install -y -qq --no-install-recommends \
     runc containerd qemu-system-x86 qemu-system-data python3.11 python3-venv busybox-static \
-    kmod cpio iproute2 iptables procps ca-certificates >/dev/null
+    kmod cpio lz4 iproute2 iptables procps ca-certificates >/dev/null
 
 step "Python package and test tools ($VENV)"
 PY=$(command -v python3)

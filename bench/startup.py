@@ -3,8 +3,9 @@
 
     python3 bench/startup.py [--rounds 10] [--root /var/lib/runq] [--image busybox:latest]
 
-(a) floor: the same QEMU, kernel and kernel command line as runq, booting a trivial busybox init that loads the
-    same boot modules, mounts the 9p share and powers off (wall time from spawning QEMU to its exit);
+(a) floor: the same QEMU, kernel and kernel command line as runq, booting a trivial busybox init (lz4 initrd, as
+    runq's) that loads the same boot modules, mounts the 9p share and powers off (wall time from spawning QEMU to
+    its exit);
 (b) `docker run --rm --runtime runq IMAGE true`;
 (c) `docker run --rm --runtime runc IMAGE true`.
 Prints the medians and the ratios b/a and b/c. Needs root, dockerd, and an installed runtime root.
@@ -45,6 +46,8 @@ def read_cpio(path: str) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     with open(path, "rb") as f:
         data = f.read()
+    if data[:4] == b"\x02\x21\x4c\x18":  # lz4 legacy frame, as runq's build writes it
+        data = subprocess.run(["lz4", "-d", "-c", path], capture_output=True, check=True).stdout
     pos = 0
     while pos + 110 <= len(data):
         hdr = data[pos:pos + 110]
@@ -78,10 +81,11 @@ def build_floor_initrd(root: str, work: str) -> str:
     with open(os.path.join(tree, "init"), "w") as f:
         f.write(FLOOR_INIT)
     os.chmod(os.path.join(tree, "init"), 0o755)
-    out = os.path.join(work, "floor.cpio")
-    with open(out, "wb") as f:
+    raw = os.path.join(work, "floor.cpio")
+    with open(raw, "wb") as f:
         write_tree(f, tree, [Entry("dev/console", 0o020600, rdevmajor=5, rdevminor=1)])
-    return out
+    subprocess.run(["lz4", "-l", "-9", "-q", "-f", raw, raw + ".lz4"], check=True)  # packed like runq's
+    return raw + ".lz4"
 
 
 def floor_argv(root: str, initrd: str, share: str, fds: tuple[int, int]) -> list[str]:

@@ -25,6 +25,7 @@ from runq.build.common import (
     human,
     log,
     make_tmp_dir,
+    need_file,
     run,
 )
 from runq.build.kernel import kernel_version
@@ -216,14 +217,26 @@ def build(ctx: Context) -> str:
         check = chroot_check(tree)
         nodes = [cpio.Entry(name, stat.S_IFCHR | perm, rdevmajor=major, rdevminor=minor)
                  for name, major, minor, perm in DEV_NODES]
-        out = work / "initrd"
-        with open(out, "wb") as f:
+        raw = work / "initrd.cpio"
+        with open(raw, "wb") as f:
             size = cpio.write_tree(f, tree, nodes)
+        out = compress_lz4(ctx, raw)
+        packed = out.stat().st_size
         os.chmod(out, 0o644)
         os.replace(out, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if size > SIZE_TARGET:
         log(f"  warning: initrd is {human(size)}, above the {human(SIZE_TARGET)} target")
-    return f"{human(size)} ({n_std} python files, {n_runq} runq files, kernel {kver}, chroot check {check})"
+    return (f"{human(size)}, lz4 {human(packed)} ({n_std} python files, {n_runq} runq files, kernel {kver}, "
+            f"chroot check {check})")
+
+
+def compress_lz4(ctx: Context, raw: Path) -> Path:
+    """lz4 legacy format, which the kernel unpacks itself. Under TCG a 14 MB initrd costs ~0.3 s more to load into
+    the guest than its 6 MB lz4 form (measured), and unpacking lz4 is cheap."""
+    need_file(ctx, "/usr/bin/lz4", "lz4")
+    out = raw.with_suffix(".lz4")
+    run(["lz4", "-l", "-9", "-q", "-f", str(raw), str(out)])
+    return out
 
