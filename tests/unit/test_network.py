@@ -187,3 +187,12 @@ def test_tcp_dns_framing_splits_complete_messages_and_keeps_the_rest():
     data = gdns.frame(b"one") + gdns.frame(b"") + gdns.frame(b"three")[:4]
     assert gdns.split_frames(data) == ([b"one", b""], b"\x00\x05th")
     assert gdns.split_frames(b"\x00") == ([], b"\x00")
+
+
+def test_unsent_tcp_counts_queued_data_and_closing_sockets():
+    head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    idle = "   0: 0100007F:0035 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n"
+    queued = "   1: 0200000A:1389 0300000A:C350 01 0001F000:00000000 01:00000014 00000000     0        0 2\n"
+    fin = "   2: 0200000A:1389 0300000A:C351 04 00000000:00000000 01:00000014 00000000     0        0 3\n"
+    assert gnet.unsent_tcp([head + idle]) == 0
+    assert gnet.unsent_tcp([head + idle + queued, head + fin]) == 2

@@ -650,6 +650,8 @@ def main() -> None:
         if cfg.debug:
             chan.log("debug", "boot trace (guest uptime): " + ", ".join(f"{p} {t:.3f}" for p, t in _TRACE))
         code = Relay(cfg, chan, dns_stub).run()
+        if cfg.networks:
+            network.drain_tcp()
     except BaseException as e:  # noqa: BLE001 - PID 1 must report and power off, whatever happened
         text = str(e) if isinstance(e, SetupError) else f"init: {type(e).__name__}: {e}"
         print("runq-init: " + text, file=sys.stderr)

@@ -266,3 +266,35 @@ def configure(records: list[dict], timeout: float = 20.0) -> None:
             nl.call(route_msg(nl.next_seq(), by_name[name], route), what, ok=(EEXIST,))
     finally:
         nl.close()
+
+
+# TCP states that still have data or a FIN to deliver: FIN_WAIT1, CLOSING, LAST_ACK.
+_DRAINING = ("04", "0B", "09")
+
+
+def unsent_tcp(tables: list[str]) -> int:
+    """How many TCP sockets in /proc/net/tcp{,6} text still have data or a FIN to get out."""
+    n = 0
+    for text in tables:
+        for line in text.splitlines()[1:]:
+            f = line.split()
+            if len(f) > 4 and (f[3] in _DRAINING or int(f[4].split(":")[0], 16) > 0):
+                n += 1
+    return n
+
+
+def drain_tcp(timeout: float = 3.0) -> None:
+    """Before power-off: let the guest kernel deliver what the workload wrote and closed (runc containers keep
+    their sockets alive after the process exits; a VM that powers off at once would drop the data)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        tables = []
+        for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(path) as f:
+                    tables.append(f.read())
+            except OSError:
+                pass
+        if not unsent_tcp(tables):
+            return
+        time.sleep(0.02)
