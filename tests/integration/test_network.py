@@ -200,6 +200,16 @@ def test_embedded_dns_answers_over_tcp_in_the_guest(net):
     assert answer[2:4] == b"\x12\x34" and bytes(int(x) for x in ip.split(".")) in answer
 
 
+def test_data_the_workload_sent_before_exiting_reaches_the_peer(net):
+    nw = net.network()
+    server = net.detached("nc", "-l", "-p", "5001", "-e", "dd", "if=/dev/zero", "bs=65536", "count=80",
+                          opts=("--network", nw))
+    p = net.run("sh", "-c", f"for i in $(seq 100); do nc {server} 5001 -e sh -c 'wc -c > /tmp/n'; "
+                "[ -s /tmp/n ] && [ $(cat /tmp/n) != 0 ] && break; sleep 0.2; done; cat /tmp/n",
+                opts=("--network", nw), timeout=120)
+    assert p.stdout.strip() == str(80 * 65536), p.stderr
+
+
 def test_link_makes_the_other_container_reachable_by_alias(net):
     server = net.detached("sh", "-c", SERVE)
     net.wait_exec_ready(server)
