@@ -40,10 +40,11 @@ class ProxyPayload:
     dns: DNSConfig
     log_fd: int = -1
     network: bool = False  # the container has its own network namespace: its links become guest NICs
+    net_mode: str = "auto"  # auto | macvtap | tap (RUNQ_NET_MODE)
 
     def to_json(self) -> str:
         return json.dumps({"vm": asdict(self.vm), "guest": self.guest.as_dict(), "dns": asdict(self.dns),
-                           "log_fd": self.log_fd, "network": self.network})
+                           "log_fd": self.log_fd, "network": self.network, "net_mode": self.net_mode})
 
     @classmethod
     def from_json(cls, text: str) -> "ProxyPayload":
@@ -55,6 +56,7 @@ class ProxyPayload:
             dns=DNSConfig(tuple(dns["servers"]), tuple(dns["options"]), tuple(dns["search"]), dns["preserve"]),
             log_fd=raw["log_fd"],
             network=bool(raw.get("network", False)),
+            net_mode=str(raw.get("net_mode", "auto")),
         )
 
 
@@ -201,7 +203,8 @@ def rewrite(spec: dict[str, Any], cfg: ContainerConfig, bundle: str, runtime_roo
             _allow_char(linux, major, None)
         _allow_char(linux, 10, 200)
 
-    payload = ProxyPayload(vm=cfg.vm, guest=guest, dns=cfg.dns, log_fd=log_fd, network=network)
+    payload = ProxyPayload(vm=cfg.vm, guest=guest, dns=cfg.dns, log_fd=log_fd, network=network,
+                           net_mode=cfg.net_mode)
     return new, payload
 
 

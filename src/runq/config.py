@@ -22,6 +22,7 @@ MIN_MEM = 64
 CACHE_MODES = ("none", "loose", "fscache", "mmap")
 ACCELS = ("auto", "kvm", "tcg")
 MACHINES = ("microvm", "q35", "pc")
+NET_MODES = ("auto", "macvtap", "tap")
 TRUE_WORDS = ("1", "on", "yes", "true")
 DEFAULT_CPU = 1
 DEFAULT_MEM = 256
@@ -222,6 +223,7 @@ class ContainerConfig:
     runqenv: bool
     systemd: bool
     tmpfs_dirs: tuple[str, ...] = field(default=())
+    net_mode: str = "auto"  # how container links reach the guest: auto (macvtap, else tap), macvtap, tap
 
 
 def _env_map(env: list[str]) -> dict[str, str]:
@@ -282,6 +284,9 @@ def container_config(opts: RuntimeOptions, spec: dict[str, Any], container_id: s
     noexec = opts.noexec or ("RUNQ_NOEXEC" in env and to_bool(env["RUNQ_NOEXEC"]))
     runqenv = to_bool(env["RUNQ_RUNQENV"]) if "RUNQ_RUNQENV" in env else opts.runqenv
     systemd = to_bool(env.get("RUNQ_SYSTEMD", ""))
+    net_mode = env.get("RUNQ_NET_MODE", "auto").strip() or "auto"
+    if net_mode not in NET_MODES:
+        raise ConfigError("RUNQ_NET_MODE", env["RUNQ_NET_MODE"], "want one of " + "|".join(NET_MODES))
 
     boot_timeout = opts.boot_timeout or ((120 if accel == "tcg" else 30) + mem // 2048)
     vm = VMConfig(
@@ -290,7 +295,7 @@ def container_config(opts: RuntimeOptions, spec: dict[str, Any], container_id: s
         tsc_khz=accel_mod.tsc_khz() if accel == "tcg" else 0, debug=opts.debug, boot_timeout=boot_timeout,
     )
     return ContainerConfig(vm=vm, dns=DNSConfig(servers, options, search, preserve), noexec=noexec,
-                           runqenv=runqenv, systemd=systemd, tmpfs_dirs=opts.tmpfs)
+                           runqenv=runqenv, systemd=systemd, tmpfs_dirs=opts.tmpfs, net_mode=net_mode)
 
 
 def with_vm(cfg: ContainerConfig, **changes: Any) -> ContainerConfig:

@@ -99,9 +99,10 @@ SERVE = "mkdir -p /www && echo hello-from-the-vm > /www/index.html && httpd -p 8
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_published_port_is_answered_by_a_server_in_the_guest(net):
+@pytest.mark.parametrize("mode", ["auto", "tap"])  # tap: the tap + tc mirred path used where macvtap is missing
+def test_published_port_is_answered_by_a_server_in_the_guest(net, mode):
     port = free_port()
-    name = net.detached("sh", "-c", SERVE, opts=("-p", f"127.0.0.1:{port}:80"))
+    name = net.detached("sh", "-c", SERVE, opts=("-p", f"127.0.0.1:{port}:80", "-e", f"RUNQ_NET_MODE={mode}"))
     net.wait_exec_ready(name)
     body = b""
     for _ in range(30):

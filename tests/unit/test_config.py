@@ -59,7 +59,8 @@ def test_container_env_overrides_runtime_flags():
 
 @pytest.mark.parametrize("var,value", [("RUNQ_MEM", "abc"), ("RUNQ_MEM", "63"), ("RUNQ_MEM", ""),
                                        ("RUNQ_CPU", "0"), ("RUNQ_CPU", "two"), ("RUNQ_9PCACHE", "weird"),
-                                       ("RUNQ_CPUARGS", ""), ("RUNQ_DNS", "1.2.3.4,bad host"), ("RUNQ_ACCEL", "x")])
+                                       ("RUNQ_CPUARGS", ""), ("RUNQ_DNS", "1.2.3.4,bad host"), ("RUNQ_ACCEL", "x"),
+                                       ("RUNQ_NET_MODE", "bridge")])
 def test_bad_container_variable_is_named_in_the_error(var, value):
     with pytest.raises(ConfigError) as e:
         container_config(RuntimeOptions(), spec(f"{var}={value}"), "x" * 64)

@@ -94,7 +94,7 @@ def prepare_network(payload: ProxyPayload, log: Log) -> tuple[ProxyPayload, list
         if dns.write_resolv_conf(payload.dns, records):
             log("debug", "wrote runq's resolv.conf")
 
-    records, fds = network.setup(before=before)
+    records, fds = network.setup(mode=payload.net_mode, before=before)
     for r in records:
         log("debug", f"guest NIC {r['name']} {r['mac']} mtu {r['mtu']} addrs {r['addrs']} routes {r['routes']}")
     guest = payload.guest.replace(networks=records)
