@@ -141,3 +141,11 @@ def test_9p_cache_mode_default_and_from_env(docker, env, shown):
 
 def test_runq_variables_stay_visible_to_the_workload(docker):
     assert out(docker.run_opts(["-e", "RUNQ_MEM=300"], "sh", "-c", "echo $RUNQ_MEM")) == "300"
+
+
+def test_runqenv_writes_the_environment_file(docker):
+    p = docker.run_opts(["-e", "RUNQ_RUNQENV=1", "-e", "GREETING=hello world"], "sh", "-c",
+                        "grep -E '^(GREETING|RUNQ_RUNQENV)=' /.runqenv; stat -c %a /.runqenv")
+    lines = out(p).splitlines()
+    assert sorted(lines[:2]) == ['GREETING="hello world"', 'RUNQ_RUNQENV="1"'] and lines[2] == "400"
+    assert docker.run("sh", "-c", "test -e /.runqenv || echo absent").stdout == b"absent\n"
