@@ -6,6 +6,8 @@ runq flags (daemon.json runtimeArgs): --cpu N --mem MiB --dns LIST --dns-opts LI
 --dns-preserve --tmpfs DIRS --9pcache none|loose|fscache|mmap --cpuargs CPU --noexec --runqenv --nestedvm
 --accel auto|kvm|tcg --machine microvm|q35|pc --runc PATH --runq-root DIR --boot-timeout SECONDS.
 runc global flags: --root DIR --log FILE --log-format text|json --debug --systemd-cgroup --rootless.
+Per-container environment (overrides the flags): RUNQ_CPU RUNQ_MEM RUNQ_ACCEL RUNQ_CPUARGS RUNQ_9PCACHE RUNQ_DNS
+RUNQ_DNS_OPTS RUNQ_DNS_SEARCH RUNQ_DNS_PRESERVE RUNQ_NOEXEC RUNQ_RUNQENV RUNQ_SYSTEMD RUNQ_NET_MODE.
 """
 
 from __future__ import annotations
