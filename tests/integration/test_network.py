@@ -99,11 +99,8 @@ SERVE = "mkdir -p /www && echo hello-from-the-vm > /www/index.html && httpd -p 8
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["auto", "tap"])  # tap: the tap + tc mirred path used where macvtap is missing
-def test_published_port_is_answered_by_a_server_in_the_guest(net, mode):
-    port = free_port()
-    name = net.detached("sh", "-c", SERVE, opts=("-p", f"127.0.0.1:{port}:80", "-e", f"RUNQ_NET_MODE={mode}"))
-    net.wait_exec_ready(name)
+def fetch_from_host(port: int) -> bytes:
+    """GET /index.html from 127.0.0.1:port, retrying while the guest's server comes up."""
     body = b""
     for _ in range(30):
         try:
@@ -116,7 +113,22 @@ def test_published_port_is_answered_by_a_server_in_the_guest(net, mode):
         except OSError:
             pass
         time.sleep(1)
-    assert b"hello-from-the-vm" in body
+    return body
+
+
+@pytest.mark.parametrize("mode", ["auto", "tap"])  # tap: the tap + tc mirred path used where macvtap is missing
+def test_published_port_is_answered_by_a_server_in_the_guest(net, mode):
+    port = free_port()
+    name = net.detached("sh", "-c", SERVE, opts=("-p", f"127.0.0.1:{port}:80", "-e", f"RUNQ_NET_MODE={mode}"))
+    net.wait_exec_ready(name)
+    assert b"hello-from-the-vm" in fetch_from_host(port)
+
+
+def test_publish_all_exposed_ports(net):
+    name = net.detached("sh", "-c", SERVE, opts=("-P", "--expose", "80"))
+    net.wait_exec_ready(name)
+    mapping = sh("docker", "port", name, "80/tcp", check=True).stdout.split()[0]  # e.g. 0.0.0.0:49153
+    assert b"hello-from-the-vm" in fetch_from_host(int(mapping.rsplit(":", 1)[1]))
 
 
 def test_guest_nic_has_dockers_name_mac_address_mtu_and_routes(net):
