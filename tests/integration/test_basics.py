@@ -149,3 +149,11 @@ def test_runqenv_writes_the_environment_file(docker):
     lines = out(p).splitlines()
     assert sorted(lines[:2]) == ['GREETING="hello world"', 'RUNQ_RUNQENV="1"'] and lines[2] == "400"
     assert docker.run("sh", "-c", "test -e /.runqenv || echo absent").stdout == b"absent\n"
+
+
+def test_megabytes_of_binary_stdio_arrive_intact(docker):
+    data = os.urandom(3 * 1024 * 1024)
+    p = docker.run_opts(["-i"], "sh", "-c", "cat; head -c 1000000 /dev/zero >&2", input=data)
+    assert p.returncode == 0
+    assert p.stdout == data
+    assert p.stderr == b"\0" * 1000000
