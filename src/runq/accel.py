@@ -19,7 +19,8 @@ def _cpu_flags(cpuinfo: str) -> set[str]:
     return set()
 
 
-def kvm_status(cpuinfo: str | None = None, sys_module: str = "/sys/module", dev_kvm: str = "/dev/kvm") -> tuple[bool, str]:
+def kvm_status(cpuinfo: str | None = None, sys_module: str = "/sys/module",
+               dev_kvm: str = "/dev/kvm") -> tuple[bool, str]:
     """(usable, reason) for KVM on this host."""
     if cpuinfo is None:
         try:

@@ -28,7 +28,8 @@ DEFAULT_CPU = 1
 DEFAULT_MEM = 256
 # Tolerates "host", "host,rtm=off", "Skylake-Server,-hle,+pcid".
 _CPUARGS_RE = re.compile(r"^[A-Za-z0-9_.+=-]+(,[A-Za-z0-9_.+=-]+)*$")
-_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 _SEARCH_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _DNSOPT_RE = re.compile(r"^[A-Za-z0-9_-]+(:[0-9]+)?$")
 
@@ -142,7 +143,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "cpu": lambda v: _int_at_least("--cpu", v, 1),
     "mem": lambda v: _int_at_least("--mem", v, MIN_MEM, " MiB"),
     "dns": lambda v: parse_dns_servers("--dns", v),
-    "dns_opts": lambda v: parse_dns_words("--dns-opts", v, _DNSOPT_RE, "want resolv.conf options such as ndots:2,timeout:1"),
+    "dns_opts": lambda v: parse_dns_words("--dns-opts", v, _DNSOPT_RE,
+                                          "want resolv.conf options such as ndots:2,timeout:1"),
     "dns_search": lambda v: parse_dns_words("--dns-search", v, _SEARCH_RE, "want a list of domain names"),
     "tmpfs": lambda v: parse_tmpfs_dirs("--tmpfs", v),
     "cache9p": lambda v: parse_cache("--9pcache", v),

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from .conftest import IMAGE, ROOT, RUNTIME
+from .conftest import IMAGE, RUNTIME
 
 
 def sh(*argv: str, timeout: int = 180, check: bool = False) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 
 
 def both(docker, opts: list[str], script: str) -> tuple[str, str]:

@@ -54,7 +54,8 @@ def docker_in_terminal(docker, script: str, rows: int = 24, cols: int = 80):
 
 def test_tty_in_guest_follows_window_size_changes(docker):
     script = ('tty; [ -t 0 ] && [ -t 1 ] && echo IS-A-TTY; '
-              'for i in $(seq 100); do [ "$(stty size)" = "33 111" ] && break; sleep 0.1; done; echo SIZE1 $(stty size); '
+              'for i in $(seq 100); do [ "$(stty size)" = "33 111" ] && break; sleep 0.1; done; '
+              'echo SIZE1 $(stty size); '
               'read x; for i in $(seq 100); do [ "$(stty size)" = "40 120" ] && break; sleep 0.1; done; '
               'echo SIZE2 $(stty size)')
     with docker_in_terminal(docker, script, 33, 111) as (master, proc):

@@ -69,7 +69,8 @@ def early_mounts() -> None:
             if e.errno != errno.EBUSY:
                 raise
     os.makedirs("/dev/pts", exist_ok=True)
-    linux.mount("devpts", "/dev/pts", "devpts", MS.MS_NOSUID | MS.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    linux.mount("devpts", "/dev/pts", "devpts", MS.MS_NOSUID | MS.MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620,gid=5")
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
