@@ -36,6 +36,8 @@ step "A container in a VM"
 docker run --runtime runq --rm busybox uname -a
 
 if [ "${1:-}" = "--test" ]; then
+    step "Lint"
+    "$VENV/bin/python" -m ruff check src tests bench
     step "Test suite"
     set +e
     "$VENV/bin/python" -m pytest -ra tests
