@@ -145,7 +145,8 @@ def rewrite(spec: dict[str, Any], cfg: ContainerConfig, bundle: str, runtime_roo
 
     root = new.setdefault("root", {"path": "rootfs"})
     if not os.path.isabs(root.get("path", "rootfs")):
-        root["path"] = os.path.normpath(os.path.join(bundle, root.get("path", "rootfs")))
+        root["path"] = os.path.join(bundle, root.get("path", "rootfs"))
+    root["path"] = os.path.realpath(root["path"])  # runc refuses a rootfs path through a symlink (/var/run)
 
     user = process.get("user") or {}
     caps = process.get("capabilities") or {}
