@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq docker.io >/dev/null   # with its recommends, as Debian ships it
 apt-get install -y -qq --no-install-recommends \
-    runc containerd qemu-system-x86 qemu-system-data python3.11 python3-venv busybox-static \
+    runc containerd podman qemu-system-x86 qemu-system-data python3.11 python3-venv busybox-static \
     kmod cpio lz4 iproute2 iptables procps ca-certificates >/dev/null
 
 step "Python package and test tools ($VENV)"
