@@ -170,6 +170,7 @@ def rewrite(spec: dict[str, Any], cfg: ContainerConfig, bundle: str, runtime_roo
         masked_paths=list(linux.get("maskedPaths") or []),
         readonly_paths=list(linux.get("readonlyPaths") or []),
         shm_size=_shm_size(spec),
+        seccomp=linux.get("seccomp"),
         runqenv=cfg.runqenv,
         systemd=cfg.systemd,
         debug=cfg.vm.debug,

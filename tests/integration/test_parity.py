@@ -63,3 +63,27 @@ def test_default_open_files_limit_is_inherited_as_with_runc(docker):
 def test_shm_size(docker):
     p = docker.run_opts(["--shm-size", "32m"], "sh", "-c", "df -k /dev/shm | tail -1")
     assert p.stdout.decode().split()[1] == "32768"
+
+
+def test_dockers_default_seccomp_profile_applies_in_the_guest(docker):
+    # Seccomp mode 2 (filter) as with runc; unshare of a mount namespace is refused by Docker's default profile.
+    runq, runc = both(docker, [], "grep ^Seccomp: /proc/self/status; unshare -m true 2>/dev/null; echo rc=$?")
+    assert runq == runc
+    assert "Seccomp:\t2" in runq and "rc=1" in runq
+
+
+def test_seccomp_unconfined(docker):
+    runq, runc = both(docker, ["--security-opt", "seccomp=unconfined"], "grep ^Seccomp: /proc/self/status")
+    assert runq == runc == "Seccomp:\t0\n"
+
+
+def test_custom_seccomp_profile_file(docker, tmp_path):
+    import json
+
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    runq, runc = both(docker, ["--security-opt", f"seccomp={path}"], "mkdir /x 2>&1; echo rc=$?")
+    assert runq == runc
+    assert "Operation not permitted" in runq
