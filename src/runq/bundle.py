@@ -170,7 +170,7 @@ def rewrite(spec: dict[str, Any], cfg: ContainerConfig, bundle: str, runtime_roo
         masked_paths=list(linux.get("maskedPaths") or []),
         readonly_paths=list(linux.get("readonlyPaths") or []),
         shm_size=_shm_size(spec),
-        seccomp=linux.get("seccomp"),
+        seccomp_bpf=_seccomp_bpf(linux.get("seccomp"), runtime_root),
         runqenv=cfg.runqenv,
         systemd=cfg.systemd,
         debug=cfg.vm.debug,
@@ -254,6 +254,22 @@ def _allow_char(linux: dict[str, Any], major: int, minor: int | None) -> None:
     if minor is not None:
         rule["minor"] = minor
     linux.setdefault("resources", {}).setdefault("devices", []).append(rule)
+
+
+def _seccomp_bpf(profile: dict[str, Any] | None, runtime_root: str) -> str:
+    """The profile as BPF (hex) for the guest, compiled here with the runtime root's libseccomp (host's as fallback)."""
+    if not profile:
+        return ""
+    from .guest import seccomp
+
+    try:
+        lib = seccomp.library(os.path.join(runtime_root, layout.PY_LIB, "libseccomp.so.2"))
+    except OSError:
+        lib = seccomp.library()
+    try:
+        return seccomp.compile_bpf(profile, lib).hex()
+    except seccomp.SeccompError as e:
+        raise ConfigError("linux.seccomp", "profile", str(e)) from None
 
 
 def _add_char_device(linux: dict[str, Any], path: str, major: int, minor: int) -> None:

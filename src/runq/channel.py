@@ -88,7 +88,7 @@ class GuestConfig(Record):
         ("tmpfs", []),            # [(destination, comma options)]
         ("cache9p", "mmap"), ("readonly_root", False), ("masked_paths", []), ("readonly_paths", []),
         ("shm_size", 64 * 1024 * 1024), ("runqenv", False), ("systemd", False), ("debug", False),
-        ("seccomp", None),        # the OCI seccomp profile (dict), applied to the workload in the guest
+        ("seccomp_bpf", ""),      # the OCI seccomp profile compiled to BPF on the host (hex); "" = none
         # One record per guest NIC, filled in by the proxy from the container's links (runq.proxy.network):
         # {"name", "mac", "mtu", "ipv6": bool, "addrs": [(family, address, prefixlen)],
         #  "routes": [(family, dst, dst_len, gateway, scope, metric)]}  (dst/gateway "" when absent)

@@ -27,7 +27,9 @@ def docker_spec(**over):
         "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
                    {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "size=1m"]},
                    {"destination": "/etc/hosts", "type": "bind", "source": "/x/hosts", "options": ["rbind"]}],
-        "linux": {"maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"], "seccomp": {"defaultAction": "x"},
+        "linux": {"maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"],
+                  "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+                              "syscalls": [{"names": ["read", "write", "exit"], "action": "SCMP_ACT_ALLOW"}]},
                   "sysctl": {"net.ipv4.ip_forward": "1"}, "namespaces": [{"type": "pid"}]},
     }
     s.update(over)
@@ -57,6 +59,7 @@ def test_original_process_travels_to_the_guest():
     assert g.capabilities["bounding"] == ["CAP_CHOWN"] and g.no_new_privileges
     assert g.sysctl == {"net.ipv4.ip_forward": "1"}
     assert g.masked_paths == ["/proc/kcore"]
+    assert g.seccomp_bpf and len(bytes.fromhex(g.seccomp_bpf)) % 8 == 0  # compiled on the host
     assert p.vm.mem == 300
 
 
@@ -91,6 +94,7 @@ def test_kvm_adds_dev_kvm_and_tcg_does_not():
     ({"linux": {"maskedPaths": ["/x"], "devices": [{"path": "/dev/mem", "type": "c"}]}}, "privileged"),
     ({"linux": {"maskedPaths": ["/x"], "devices": [{"path": "/dev/sda", "type": "b"}]}}, "linux.devices"),
     ({"mounts": [{"destination": "/.runq/x", "type": "bind", "source": "/"}]}, "mounts"),
+    ({"linux": {"maskedPaths": ["/x"], "seccomp": {"defaultAction": "SCMP_ACT_DANCE"}}}, "linux.seccomp"),
 ])
 def test_unsupported_specs_are_refused_naming_the_field(change, field):
     with pytest.raises(ConfigError) as e:

@@ -37,8 +37,6 @@ GUEST_EXTRA_MODULES: list[str] = ["ctypes", "json", "select", "signal", "struct"
                                   "errno", "pty", "tty", "stat"]
 ENCODINGS = ["encodings", "encodings.aliases", "encodings.utf_8", "encodings.ascii", "encodings.latin_1"]
 GUEST_ENTRY = "runq.guest.init"
-# Shared libraries the guest loads through ctypes (not ELF dependencies of Python): path on the build host, package.
-GUEST_CTYPES_LIBS = [("/lib/x86_64-linux-gnu/libseccomp.so.2", "libseccomp2")]
 # Files of the runq package the guest needs besides runq/guest/ (missing ones are only warned about).
 GUEST_PACKAGE_FILES = ["__init__.py", "channel.py", "linux.py"]
 
@@ -111,9 +109,6 @@ def plan_python(ctx: Context, files: dict[str, str]) -> tuple[dict[str, Path], l
             out[f"lib64/{LOADER_NAME}"] = pylib / LOADER_NAME
         else:
             out[f"{GUEST_LIBDIR}/{soname}"] = pylib / soname
-    for path, package in GUEST_CTYPES_LIBS:
-        need_file(ctx, path, package)
-        out[f"{GUEST_LIBDIR}/{os.path.basename(path)}"] = Path(path).resolve()
     return out, runq_extra
 
 

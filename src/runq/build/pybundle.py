@@ -34,7 +34,7 @@ STDLIB_EXCLUDE_TOP = ("test", "idlelib", "tkinter", "turtledemo", "ensurepip", "
 # Directory names left out at any depth (test suites nested inside packages, bytecode caches).
 STDLIB_EXCLUDE_ANY = ("__pycache__", "test", "tests", "idle_test")
 # Loaded with dlopen() by glibc (pthread_cancel/pthread_exit unwinding), so not in any DT_NEEDED.
-EXTRA_LIBS = ("libgcc_s.so.1",)
+EXTRA_LIBS = ("libgcc_s.so.1", "libseccomp.so.2")  # glibc loads libgcc_s; runq create loads libseccomp
 CHECK_IMPORTS = "sys,ctypes,json,ssl,socket,subprocess,resource,termios,fcntl,select,signal"
 
 

@@ -375,8 +375,6 @@ def workload(cfg: ch.GuestConfig, env: list[str], stdio: tuple[int, int, int], t
         if cfg.terminal:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         os.closerange(3, 65536)
-        if cfg.seccomp:
-            seccomp.library()  # from the initrd, before the chroot into the container's rootfs
         linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWIPC)
         write_sysctls(cfg.sysctl)  # here, so IPC sysctls land in the workload's IPC namespace (as runc does)
         linux.mount(None, "/", None, MS.MS_REC | MS.MS_PRIVATE)
@@ -400,11 +398,11 @@ def workload(cfg: ch.GuestConfig, env: list[str], stdio: tuple[int, int, int], t
         if cfg.no_new_privileges:
             linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
         # As runc: without no_new_privs the filter goes in while the capability to load it is still there.
-        if cfg.seccomp and not cfg.no_new_privileges:
-            seccomp.load(cfg.seccomp, set_nnp=False)
+        if cfg.seccomp_bpf and not cfg.no_new_privileges:
+            seccomp.install_bpf(bytes.fromhex(cfg.seccomp_bpf))
         apply_credentials(cfg)
-        if cfg.seccomp and cfg.no_new_privileges:
-            seccomp.load(cfg.seccomp, set_nnp=True)
+        if cfg.seccomp_bpf and cfg.no_new_privileges:
+            seccomp.install_bpf(bytes.fromhex(cfg.seccomp_bpf))
         for s in range(1, signal.NSIG):
             try:
                 signal.signal(s, signal.SIG_DFL)
