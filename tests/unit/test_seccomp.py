@@ -68,3 +68,9 @@ def test_loaded_profile_denies_with_its_errno_and_allows_the_rest(tmp_path):
 
     assert _in_child(child) == 0
     assert not (tmp_path / "x").exists()
+
+
+def test_a_rule_the_profile_repeats_is_accepted():
+    rule = {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 16}]}
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [rule, rule]}
+    assert seccomp.compile_bpf(profile, seccomp.library())

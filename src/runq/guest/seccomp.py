@@ -117,7 +117,7 @@ def compile_bpf(profile: dict, lib: ctypes.CDLL) -> bytes:
                     if nr < 0:
                         continue  # unknown to this libseccomp/kernel: skipped, as runc does
                     rc = lib.seccomp_rule_add_array(ctx, act, nr, len(cond_list), arr)
-                    if rc < 0:
+                    if rc < 0 and -rc != errno.EEXIST:  # EEXIST: a rule the profile already gave (podman's has some)
                         raise SeccompError(f"seccomp: rule for {sysname}: {errno.errorcode.get(-rc, rc)}")
         fd = os.memfd_create("runq-seccomp")
         try:
