@@ -11,7 +11,7 @@ Runtime root (default /var/lib/runq, env RUNQ_ROOT or runtime flag --runq-root):
     lib/runq-proxy            the proxy launcher script (python file)
     qemu/bin/qemu-system-x86_64, qemu/lib/ (ld.so + .so deps), qemu/share/ (firmware for -L), qemu/machines
     kernel/vmlinux            uncompressed guest kernel, booted via PVH
-    kernel/initrd             cpio newc: /init (python guest init), python subset, modules for boot
+    kernel/initrd             cpio newc, lz4 (legacy): /init (python guest init), python subset, boot modules
     kernel/modules/<kver>/    full module tree of the guest kernel (shared read-only over 9p at /lib/modules)
     kernel/version            <kver>
     rootfs/ dev/ proc/ sys/   empty mount points used by the proxy after pivot_root
