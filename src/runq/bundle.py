@@ -277,6 +277,4 @@ def _add_char_device(linux: dict[str, Any], path: str, major: int, minor: int) -
     if not any(d.get("path") == path for d in devices):
         devices.append({"path": path, "type": "c", "major": major, "minor": minor, "fileMode": 0o600,
                         "uid": 0, "gid": 0})
-    resources = linux.setdefault("resources", {})
-    resources.setdefault("devices", []).append({"allow": True, "type": "c", "major": major, "minor": minor,
-                                                "access": "rwm"})
+    _allow_char(linux, major, minor)
